@@ -1,0 +1,132 @@
+"""The one interface every agent backend implements, and the typed events it yields.
+
+The chat side only ever sees these events; nothing here knows about XMPP.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """Base of everything a backend reports."""
+
+
+@dataclass(frozen=True)
+class SessionStarted(AgentEvent):
+    session_id: str
+    model: str | None = None
+    cwd: str | None = None
+
+
+@dataclass(frozen=True)
+class AssistantText(AgentEvent):
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolUse(AgentEvent):
+    tool_use_id: str
+    name: str
+    input: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolResult(AgentEvent):
+    tool_use_id: str
+    content: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class TurnResult(AgentEvent):
+    """The end of one turn (one user message answered, interrupted, or failed)."""
+
+    is_error: bool
+    subtype: str = "success"
+    text: str | None = None
+    num_turns: int = 0
+    duration_ms: int = 0
+    # Cost of this turn alone and of the whole session so far, in USD, when the backend knows.
+    turn_cost_usd: float | None = None
+    total_cost_usd: float | None = None
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackendNotice(AgentEvent):
+    """Something went wrong but the backend lives on (a garbage line, an unknown event, an API retry)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class ProcessExited(AgentEvent):
+    """The backend's process ended. ``expected`` is true when we asked it to stop."""
+
+    exit_code: int | None
+    stderr_tail: str = ""
+    expected: bool = False
+    # The CLI did not know the session it was asked to resume ("No conversation found").
+    session_not_found: bool = False
+
+
+@dataclass
+class BackendSpec:
+    """What a backend needs to run one agent."""
+
+    agent_id: str
+    cwd: Path
+    session_id: str
+    resume: bool = False
+    # Where the permission prompt tool is served, and this agent's bearer token for it.
+    mcp_url: str | None = None
+    mcp_token: str | None = None
+    # How long a person may take to answer a permission prompt, in seconds.
+    permission_timeout: float = 300.0
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class AgentBackend(abc.ABC):
+    """A running agent. One owner (the Agent object) calls these; events() is read by one task."""
+
+    kind: str
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start (or restart after an exit) the process; raise BackendError if it cannot run."""
+
+    @abc.abstractmethod
+    async def send(self, text: str) -> None:
+        """Send one user message; it starts a turn. Only called when no turn is running."""
+
+    @abc.abstractmethod
+    async def interrupt(self) -> None:
+        """End the running turn; the process and its session stay."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """End the process (and its process group), waiting for it; idempotent."""
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[AgentEvent]:
+        """Every event, in order, across restarts. Never ends before stop()."""
+
+    @property
+    @abc.abstractmethod
+    def running(self) -> bool:
+        """Whether the process is up."""
+
+    @property
+    def pid(self) -> int | None:
+        return None
+
+    @property
+    def session_id(self) -> str | None:
+        return None
