@@ -111,6 +111,9 @@ class ProsodySettings(Section):
 
     binary: str = "prosody"
     http_port: int = Field(5280, ge=1, le=65535)
+    # The file of service JIDs that our Prosody module exempts from rate limits; the embedded
+    # server sets its own. With an external Prosody, point it at that server's file.
+    service_jids_file: Path | None = None
 
 
 class LoggingSettings(Section):

@@ -1,0 +1,5 @@
+import sys
+
+from agentchat.cli import main
+
+sys.exit(main())

@@ -1,0 +1,254 @@
+"""The agent registry: creates, restores, finds and kills agents. The one owner of every Agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from agentchat.agents.agent import Agent, ChatPort
+from agentchat.agents.backends.base import AgentBackend, BackendSpec
+from agentchat.agents.names import new_agent_name
+from agentchat.agents.slots import ProcessSlots
+from agentchat.errors import AgentChatError, ProvisioningError
+from agentchat.logs import register_secret
+from agentchat.provisioning.base import AccountExists, AccountMissing, Provisioner
+from agentchat.store.database import StateStore
+from agentchat.store.records import AgentRecord, AgentStatus
+
+log = logging.getLogger(__name__)
+
+
+class ChatSide(ChatPort, Protocol):
+    """An agent's chat presence (its XMPP bot), opened by the ChatFactory."""
+
+    async def close(self) -> None: ...
+
+
+ChatFactory = Callable[[Agent, str], Awaitable[ChatSide]]
+
+
+class ServiceAccounts(Protocol):
+    """Keeps the list of the service's own JIDs (they are exempt from Prosody's rate limits)."""
+
+    async def add(self, jid: str) -> None: ...
+
+    async def remove(self, jid: str) -> None: ...
+
+
+class AgentLimitReached(AgentChatError):
+    pass
+
+
+@dataclass
+class CreatedAgent:
+    agent: Agent
+    jid: str
+    seconds: float
+
+
+class AgentSupervisor:
+    def __init__(
+        self,
+        *,
+        domain: str,
+        store: StateStore,
+        chat_factory: ChatFactory,
+        backend_factory: Callable[[str, BackendSpec], AgentBackend],
+        spec_factory: Callable[[AgentRecord], BackendSpec],
+        max_concurrent: int,
+        idle_timeout: float,
+        service_accounts: ServiceAccounts | None = None,
+        on_agent_removed: Callable[[str], None] | None = None,
+    ) -> None:
+        self.domain = domain
+        self._store = store
+        # Set once the XMPP side is up: XEP-0133 provisioning runs over the manager's session.
+        self.provisioner: Provisioner | None = None
+        self._chat_factory = chat_factory
+        self._backend_factory = backend_factory
+        self._spec_factory = spec_factory
+        self._idle_timeout = idle_timeout
+        self._service_accounts = service_accounts
+        self._on_agent_removed = on_agent_removed
+        self.slots = ProcessSlots(max_concurrent)
+        self._agents: dict[str, Agent] = {}
+        self._chats: dict[str, ChatSide] = {}
+        self._lock = asyncio.Lock()  # creation and removal only; each agent serialises its own work
+
+    def _require_provisioner(self) -> Provisioner:
+        if self.provisioner is None:
+            raise ProvisioningError("no provisioner yet: the manager bot has not started")
+        return self.provisioner
+
+    # queries
+
+    def get(self, agent_id: str) -> Agent | None:
+        return self._agents.get(agent_id.strip().lower())
+
+    def all(self) -> list[Agent]:
+        return list(self._agents.values())
+
+    def owned_by(self, owner: str) -> list[Agent]:
+        return [a for a in self._agents.values() if a.owner == owner]
+
+    def jid_of(self, agent_id: str) -> str:
+        return f"{agent_id}@{self.domain}"
+
+    # creation
+
+    def can_start_another(self) -> bool:
+        return self.slots.has_room()
+
+    async def create(self, owner: str, backend: str, repo: Path, first_task: str | None) -> CreatedAgent:
+        started = time.perf_counter()
+        if not self.slots.has_room():
+            raise AgentLimitReached(
+                f"All {self.slots.limit} agent slots are busy. Free one with `kill <id>`, "
+                "or wait until an agent finishes its turn."
+            )
+        async with self._lock:
+            name = new_agent_name(set(self._agents))
+            record = AgentRecord(id=name, owner=owner, repo=str(repo), backend=backend, session_id=str(uuid.uuid4()))
+            # Reserve the name before the slow steps so two creations never pick the same one.
+            agent = self._new_agent(record)
+            self._agents[name] = agent
+        try:
+            password = await self._provision(name)
+            await self._store.save_agent(record)
+            await self._open_chat(agent, password)
+        except BaseException:
+            await self._discard(agent)
+            raise
+        await agent.start()
+        if first_task:
+            await agent.submit(first_task, stanza_id=None)
+        return CreatedAgent(agent, self.jid_of(name), time.perf_counter() - started)
+
+    def _new_agent(self, record: AgentRecord) -> Agent:
+        return Agent(
+            record,
+            store=self._store,
+            backend_factory=lambda spec: self._backend_factory(record.backend, spec),
+            spec_factory=self._spec_factory,
+            slots=self.slots,
+            idle_timeout=self._idle_timeout,
+        )
+
+    async def _provision(self, name: str) -> str:
+        """A fresh random password; an account left over from a crash is taken over."""
+        password = secrets.token_urlsafe(24)
+        register_secret(password)
+        try:
+            await self._require_provisioner().create_account(name, password)
+        except AccountExists:
+            await self._require_provisioner().change_password(name, password)
+        if self._service_accounts is not None:
+            await self._service_accounts.add(self.jid_of(name))
+        return password
+
+    async def _open_chat(self, agent: Agent, password: str) -> None:
+        chat = await self._chat_factory(agent, password)
+        agent.chat = chat
+        self._chats[agent.id] = chat
+
+    async def _discard(self, agent: Agent) -> None:
+        self._agents.pop(agent.id, None)
+        chat = self._chats.pop(agent.id, None)
+        if chat is not None:
+            await chat.close()
+        try:
+            await self._require_provisioner().delete_account(agent.id)
+        except (AccountMissing, ProvisioningError) as exc:
+            log.debug("agent %s: account cleanup: %s", agent.id, exc)
+
+    # restore after a restart
+
+    async def restore(self) -> list[Agent]:
+        """Bring every known agent back online as stopped; its next message resumes the session."""
+        restored: list[Agent] = []
+        for record in await self._store.load_agents():
+            if record.status == AgentStatus.KILLED:
+                await self._store.delete_agent(record.id)
+                continue
+            kill_stale_process_group(record.pid, record.id)
+            record.pid = None
+            record.status = AgentStatus.STOPPED
+            agent = self._new_agent(record)
+            self._agents[record.id] = agent
+            try:
+                password = await self._provision(record.id)
+                await self._store.save_agent(record)
+                await self._open_chat(agent, password)
+            except AgentChatError as exc:
+                log.error("agent %s could not be restored: %s", record.id, exc)
+                self._agents.pop(record.id, None)
+                continue
+            await agent.start()
+            restored.append(agent)
+        return restored
+
+    # removal
+
+    async def kill(self, agent_id: str) -> Agent | None:
+        async with self._lock:
+            agent = self._agents.pop(agent_id, None)
+        if agent is None:
+            return None
+        agent.record.status = AgentStatus.KILLED
+        await self._store.save_agent(agent.record)
+        await agent.shutdown()
+        if self._on_agent_removed is not None:
+            self._on_agent_removed(agent.id)
+        chat = self._chats.pop(agent.id, None)
+        if chat is not None:
+            await chat.close()
+        try:
+            await self._require_provisioner().delete_account(agent.id)
+        except AccountMissing:
+            pass
+        if self._service_accounts is not None:
+            await self._service_accounts.remove(self.jid_of(agent.id))
+        await self._store.delete_agent(agent.id)
+        return agent
+
+    async def shutdown(self) -> None:
+        """Service stop: every process ended, every bot offline, records kept."""
+        agents = list(self._agents.values())
+        await asyncio.gather(*(a.shutdown() for a in agents), return_exceptions=True)
+        chats = list(self._chats.values())
+        await asyncio.gather(*(c.close() for c in chats), return_exceptions=True)
+        self._chats.clear()
+
+
+AGENT_ID_ENV = "AGENTCHAT_AGENT_ID"
+
+
+def kill_stale_process_group(pid: int | None, agent_id: str) -> None:
+    """A crash of the previous run can leave its backend behind: end that process group.
+
+    Pids get reused, so only a group leader whose environment carries this agent's id
+    (every backend is started with AGENTCHAT_AGENT_ID) is signalled.
+    """
+    if not pid or pid == os.getpid():
+        return
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        pgid = os.getpgid(pid)
+    except (OSError, ProcessLookupError):
+        return
+    if f"{AGENT_ID_ENV}={agent_id}".encode() not in environ.split(b"\0") or pgid != pid:
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+        log.warning("agent %s: ended process group %d left over from a previous run", agent_id, pgid)
+    except (ProcessLookupError, PermissionError) as exc:
+        log.debug("agent %s: stale group %d: %s", agent_id, pgid, exc)

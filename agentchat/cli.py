@@ -1,0 +1,163 @@
+"""The `agentchat` command: start, config check, user add."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from agentchat import __version__
+from agentchat.config import Settings, load_settings
+from agentchat.errors import AgentChatError, ConfigError
+
+log = logging.getLogger("agentchat")
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentchat", description="Coding agents in your XMPP client.")
+    parser.add_argument("--version", action="version", version=f"agentchat {__version__}")
+    parser.add_argument("--config", type=Path, help="config file (default: $AGENTCHAT_HOME/config.json)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    start = commands.add_parser("start", help="run the service")
+    start.add_argument("--embedded-prosody", action="store_true", help="start and supervise our own Prosody")
+    start.add_argument("--user", help="with --embedded-prosody: the human account to create (default: $USER or 'me')")
+    start.add_argument("--port", type=int, help="XMPP port (overrides XMPP_PORT)")
+    start.add_argument("--domain", help="XMPP domain (overrides XMPP_DOMAIN)")
+    start.add_argument("--mcp-port", type=int, help="MCP port (overrides MCP_PORT)")
+    start.add_argument("--work-base-path", type=Path, help="repositories folder (overrides WORK_BASE_PATH)")
+    start.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+    config = commands.add_parser("config", help="inspect the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands.add_parser("check", help="print the effective configuration, secrets masked")
+
+    user = commands.add_parser("user", help="manage human accounts on the embedded Prosody")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser("add", help="create an account and print its password")
+    add.add_argument("jid", help="user@domain, or just user")
+    add.add_argument("--password", help="choose the password (default: a random one)")
+    return parser
+
+
+def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    mapping = {
+        "port": "xmpp.port",
+        "domain": "xmpp.domain",
+        "mcp_port": "mcp.port",
+        "work_base_path": "work.base_path",
+        "log_level": "logging.level",
+    }
+    return {field: getattr(args, name) for name, field in mapping.items() if getattr(args, name, None) is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config, flag_overrides(args))
+        if args.command == "config":
+            return config_check(settings)
+        if args.command == "user":
+            return asyncio.run(user_add(settings, args.jid, args.password))
+        return run_service(settings, embedded=args.embedded_prosody, user=args.user)
+    except ConfigError as exc:
+        print(f"agentchat: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AgentChatError as exc:
+        print(f"agentchat: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def config_check(settings: Settings) -> int:
+    from rich.console import Console
+
+    Console().print_json(json.dumps(settings.masked()))
+    try:
+        settings.require_secrets()
+    except ConfigError as exc:
+        print(f"agentchat: warning: {exc} (fine with --embedded-prosody, which generates it)", file=sys.stderr)
+    return 0
+
+
+def run_service(settings: Settings, *, embedded: bool, user: str | None) -> int:
+    from agentchat.logs import setup_logging
+
+    if not embedded:
+        settings.require_secrets()
+    setup_logging(settings.logging.level, settings.home / "agentchat.log")
+    log.info("Agent Chat Service starting...")
+    asyncio.run(_serve(settings, embedded=embedded, user=user))
+    return 0
+
+
+async def _serve(settings: Settings, *, embedded: bool, user: str | None) -> None:
+    from agentchat.app import Service
+
+    prosody = None
+    if embedded:
+        from agentchat.embedded_setup import default_user_name, ensure_human_account, start_embedded
+
+        prosody = await start_embedded(settings)
+        log.info("Embedded Prosody started on %s:%d (pid %s)", settings.xmpp.host, settings.xmpp.port, prosody.pid)
+    try:
+        service = Service(settings)
+        if prosody is not None:
+            account = await ensure_human_account(prosody, settings, user or default_user_name())
+            _print_login(settings, account.jid, account.password)
+        await service.run_until_signalled()
+    finally:
+        if prosody is not None:
+            await prosody.stop()
+            log.info("Embedded Prosody stopped")
+
+
+def _print_login(settings: Settings, jid: str, password: str) -> None:
+    # The user's own credentials, printed on purpose to the terminal (never to the log).
+    print(
+        "\n"
+        f"  Log in from Conversations, Gajim, Dino or Profanity as {jid}\n"
+        f"  password: {password}\n"
+        f"  server {settings.xmpp.host} port {settings.xmpp.port} (plaintext is allowed on loopback only)\n"
+        f"  then send `help` to {settings.manager_jid}\n",
+        flush=True,
+    )
+
+
+_JID = re.compile(r"^([^@/\s]+)(?:@([^@/\s]+))?$")
+
+
+async def user_add(settings: Settings, jid: str, password: str | None) -> int:
+    from agentchat.embedded_setup import embedded_params
+    from agentchat.server.embedded import EmbeddedProsody
+
+    match = _JID.match(jid.strip())
+    if not match:
+        raise ConfigError(f"{jid!r} is not a JID: use user@{settings.xmpp.domain}")
+    username, domain = match.group(1).lower(), (match.group(2) or settings.xmpp.domain).lower()
+    if domain != settings.xmpp.domain:
+        raise ConfigError(f"the embedded server serves {settings.xmpp.domain}, not {domain}")
+    if username in (settings.manager.username, settings.xmpp.admin_username):
+        raise ConfigError(f"{username} is a service account; choose another name")
+    params = embedded_params(settings)
+    if not params.config_path.exists():
+        raise AgentChatError(
+            f"no embedded Prosody under {params.run_dir}: run `agentchat start --embedded-prosody` once first"
+        )
+    password = password or secrets.token_urlsafe(12)
+    await EmbeddedProsody(params, prosody_binary=settings.prosody.binary).register(username, domain, password)
+    print(f"Created {username}@{domain}\npassword: {password}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

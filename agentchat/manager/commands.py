@@ -1,0 +1,100 @@
+"""The manager's commands: help, new/create, list/agents, status, kill, repos."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from agentchat.agents.repos import format_repository_list, list_repositories
+from agentchat.chat.commands import CommandRegistry
+from agentchat.errors import RepositoryError
+
+if TYPE_CHECKING:
+    from agentchat.manager.bot import ManagerBot, UserContext
+
+MANAGER_COMMANDS: CommandRegistry[UserContext] = CommandRegistry()
+
+
+@MANAGER_COMMANDS.command("help", help="this list")
+async def show_help(ctx: UserContext, _args: str) -> None:
+    await ctx.reply(MANAGER_COMMANDS.help_text("🤖 agentchat manager. Commands (any case):"))
+
+
+@MANAGER_COMMANDS.command("new", "create", help="create an agent: type → repository → first task")
+async def new_agent(ctx: UserContext, _args: str) -> None:
+    await ctx.bot.begin_new_agent(ctx)
+
+
+@MANAGER_COMMANDS.command("list", "agents", help="your agents and what they are doing")
+async def list_agents(ctx: UserContext, _args: str) -> None:
+    agents = ctx.bot.supervisor.owned_by(ctx.user)
+    if not agents:
+        await ctx.reply("You have no agents. Send `new` to create one.")
+        return
+    lines = [f"Your agents ({len(agents)}):"]
+    for agent in agents:
+        record = agent.record
+        lines.append(
+            f"• {agent.id} — {record.status.value} — {_repo_name(record.repo)} — "
+            f"{ctx.bot.supervisor.jid_of(agent.id)}"
+        )
+    await ctx.reply("\n".join(lines))
+
+
+@MANAGER_COMMANDS.command("status", help="details of one agent", usage="status <id>")
+async def agent_status(ctx: UserContext, args: str) -> None:
+    agent = ctx.bot.find_owned(ctx.user, args)
+    if agent is None:
+        await ctx.reply(_unknown(args))
+        return
+    record = agent.record
+    idle_for = time.time() - record.last_active
+    await ctx.reply(
+        "\n".join(
+            [
+                f"📊 {agent.id}: {record.status.value}",
+                f"Chat: {ctx.bot.supervisor.jid_of(agent.id)}",
+                f"Repository: {record.repo}",
+                f"Backend: {record.backend} · session {record.session_id}",
+                f"Turns: {record.turns} · cost so far: ${record.total_cost_usd:.4f}",
+                f"Last active: {idle_for:.0f} s ago · queued messages: {agent.queued}",
+            ]
+        )
+    )
+
+
+@MANAGER_COMMANDS.command("kill", help="end an agent: process, prompts and account", usage="kill <id>")
+async def kill_agent(ctx: UserContext, args: str) -> None:
+    agent = ctx.bot.find_owned(ctx.user, args)
+    if agent is None:
+        await ctx.reply(_unknown(args))
+        return
+    await ctx.bot.supervisor.kill(agent.id)
+    await ctx.reply(f"🗑 Agent {agent.id} killed: its process ended, its prompts were denied and its account deleted.")
+
+
+@MANAGER_COMMANDS.command("repos", help="the repositories agents can work in")
+async def show_repos(ctx: UserContext, _args: str) -> None:
+    base = ctx.bot.base_path
+    try:
+        repositories = list_repositories(base)
+    except RepositoryError as exc:
+        await ctx.reply(f"⚠️ {exc}")
+        return
+    if not repositories:
+        await ctx.reply(f"There are no repositories under {base}. Create or clone one there (or set WORK_BASE_PATH).")
+        return
+    await ctx.reply(f"Repositories under {base}:\n{format_repository_list(repositories)}")
+
+
+def _repo_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _unknown(agent_id: str) -> str:
+    if not agent_id:
+        return "Which agent? Send `list` to see yours."
+    return f"You have no agent named {agent_id!r}. Send `list` to see yours."
+
+
+__all__ = ["MANAGER_COMMANDS", "ManagerBot"]

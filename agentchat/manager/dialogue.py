@@ -1,0 +1,101 @@
+"""The guided `new` dialogue: agent type → repository → first task. One per user, never mixed."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentchat.agents.repos import Repository, format_repository_list, list_repositories, resolve_repository
+from agentchat.errors import RepositoryError
+
+CANCEL_WORDS = {"cancel", "abort", "quit"}
+SKIP_WORDS = {"skip", "none", "-"}
+
+
+class Step(enum.Enum):
+    TYPE = "type"
+    REPOSITORY = "repository"
+    TASK = "task"
+
+
+@dataclass
+class NewAgentChoice:
+    backend: str
+    repository: Repository
+    task: str | None
+
+
+@dataclass
+class Reply:
+    text: str
+    done: bool = False  # the dialogue ended (cancelled or completed)
+    choice: NewAgentChoice | None = None
+
+
+@dataclass
+class NewAgentDialogue:
+    """Pure state machine: feed it the user's messages, send back what it answers."""
+
+    backends: Sequence[tuple[str, str]]  # (kind, label), Claude Code first
+    base_path: Path
+    step: Step = Step.TYPE
+    backend: str | None = None
+    repositories: list[Repository] = field(default_factory=list)
+    repository: Repository | None = None
+
+    def opening(self) -> str:
+        return "🆕 New agent. Which type?\n" + self._type_choices() + "\n(Reply with a number or a name; `cancel` to stop.)"
+
+    def _type_choices(self) -> str:
+        return "\n".join(f"{n}. {label}" for n, (_, label) in enumerate(self.backends, 1))
+
+    def answer(self, text: str) -> Reply:
+        word = text.strip()
+        if word.lower() in CANCEL_WORDS:
+            return Reply("Cancelled: no agent was created.", done=True)
+        if self.step is Step.TYPE:
+            return self._choose_type(word)
+        if self.step is Step.REPOSITORY:
+            return self._choose_repository(word)
+        return self._choose_task(text)
+
+    def _choose_type(self, word: str) -> Reply:
+        chosen = None
+        if word.isdigit() and 1 <= int(word) <= len(self.backends):
+            chosen = self.backends[int(word) - 1][0]
+        else:
+            for kind, label in self.backends:
+                if word.lower() in (kind.lower(), label.lower()):
+                    chosen = kind
+        if chosen is None:
+            return Reply(f"I don't know the type {word!r}. Choose one:\n{self._type_choices()}")
+        self.backend = chosen
+        try:
+            self.repositories = list_repositories(self.base_path)
+        except RepositoryError as exc:
+            return Reply(f"⚠️ {exc}", done=True)
+        if not self.repositories:
+            return Reply(
+                f"⚠️ There are no repositories under {self.base_path}. Create or clone one there "
+                "(or set WORK_BASE_PATH), then send `new` again.",
+                done=True,
+            )
+        self.step = Step.REPOSITORY
+        return Reply("Which repository?\n" + format_repository_list(self.repositories) + "\n(Reply with a number or a name.)")
+
+    def _choose_repository(self, word: str) -> Reply:
+        try:
+            self.repository = resolve_repository(self.base_path, word, self.repositories)
+        except RepositoryError as exc:
+            return Reply(f"⚠️ {exc}\nChoose one:\n{format_repository_list(self.repositories)}")
+        self.step = Step.TASK
+        return Reply(f"Repository: {self.repository.name}. What is the first task? (`skip` to start without one)")
+
+    def _choose_task(self, text: str) -> Reply:
+        assert self.backend is not None and self.repository is not None
+        task = None if text.strip().lower() in SKIP_WORDS else text
+        if task is not None and not task.strip():
+            return Reply("The task is empty. Write the first task, or `skip`.")
+        return Reply("", done=True, choice=NewAgentChoice(self.backend, self.repository, task))

@@ -1,0 +1,51 @@
+-- mod_agentchat_unthrottle: lift mod_limits' c2s read throttle for agentchat's own accounts.
+--
+-- mod_limits (0.12) only unthrottles the static `unlimited_jids` set, read once at load.
+-- agentchat creates agent accounts at run time, so it lists its service JIDs in a file
+-- (`agentchat_service_jids_file`, one bare JID per line, '#' comments, replaced atomically
+-- by the service) and this module re-reads it at every successful login. Humans keep the
+-- limit. Works whatever created the account (mod_admin_rest, XEP-0133, prosodyctl).
+--
+-- A JID added while its session is already online is not unthrottled until it logs in again:
+-- the service writes the file before it creates and logs in the account.
+
+local jid_prep = require "util.jid".prep;
+local modulemanager = require "core.modulemanager";
+
+local jids_file = module:get_option_string("agentchat_service_jids_file");
+
+local function read_service_jids()
+	local jids = {};
+	if not jids_file then return jids; end
+	local f = io.open(jids_file, "r");
+	if not f then return jids; end -- no file yet: no runtime service accounts
+	for line in f:lines() do
+		line = line:gsub("#.*$", ""):match("^%s*(.-)%s*$");
+		local jid = line ~= "" and jid_prep(line);
+		if jid then jids[jid] = true; end
+	end
+	f:close();
+	return jids;
+end
+
+local function unthrottle(session)
+	-- Prefer mod_limits' own function: it knows both the epoll (setlimit) and the filter path.
+	local limits = modulemanager.get_module("*", "limits");
+	if limits and type(limits.unlimited) == "function" then
+		limits.unlimited(session);
+	elseif session.conn and session.conn.setlimit then
+		session.conn:setlimit(0);
+	else
+		session.throttle = nil;
+	end
+end
+
+module:hook("authentication-success", function (event)
+	local session = event.session;
+	if session.type ~= "c2s" or not session.username then return; end
+	local jid = session.username .. "@" .. session.host;
+	if read_service_jids()[jid] then
+		unthrottle(session);
+		session.log("debug", "Service account %s: c2s rate limit lifted", jid);
+	end
+end, -1); -- after mod_limits' own handler, so the two never fight over the session
