@@ -68,7 +68,7 @@ class McpSettings(Section):
 
 
 class WorkSettings(Section):
-    base_path: Path = Path("~/work")
+    base_path: Path = Field(Path("~/work"), validate_default=True)
 
     @field_validator("base_path")
     @classmethod

@@ -28,7 +28,7 @@ _SETEXT_UNDERLINE = re.compile(r"^ {0,3}=+[ \t]*$")
 _RULE = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _QUOTE = re.compile(r"^(?P<marks>(?:[ \t]{0,3}>[ \t]?)+)(?P<rest>.*)$")
 _BULLET = re.compile(r"^(?P<indent>[ \t]*)[-*+][ \t]+(?P<rest>.*)$")
-_NUMBERED = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>\d{1,9}[.)])[ \t]+(?P<rest>.*)$")
+_NUMBERED = re.compile(r"^(?P<marker>[ \t]*\d{1,9}[.)][ \t]+)(?P<rest>.*)$")
 _TASK_BOX = re.compile(r"^\[(?P<mark>[ xX])\][ \t]+")
 _TABLE_DELIMITER_CELL = re.compile(r"^:?-+:?$")
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -43,16 +43,18 @@ _LINK = re.compile(
 )
 _BARE_URL = re.compile(r"(?:https?|ftp)://[^\s<>]+")
 _URL_TRAILING_PUNCTUATION = ".,;:!?'\""
-# One alternative per Markdown emphasis form; the group name says what it becomes.
+# One alternative per Markdown emphasis form; the group name says what it becomes. A span's text is
+# bounded so that a long line full of unmatched markers costs linear time, not quadratic.
+_SPAN = r".{1,400}?"
 _EMPHASIS = re.compile(
-    r"\*\*\*(?=\S)(?P<strong_em_star>.+?)(?<=\S)\*\*\*"
-    r"|(?<!\w)___(?=\S)(?P<strong_em_under>.+?)(?<=\S)___(?!\w)"
-    r"|\*\*(?=\S)(?P<strong_star>.+?)(?<=\S)\*\*"
-    r"|(?<!\w)__(?=\S)(?P<strong_under>.+?)(?<=\S)__(?!\w)"
-    r"|\*(?=[^\s*])(?P<em_star>.+?)(?<=[^\s*])\*"
+    r"\*\*\*(?=\S)(?P<strong_em_star>" + _SPAN + r")(?<=\S)\*\*\*"
+    r"|(?<!\w)___(?=\S)(?P<strong_em_under>" + _SPAN + r")(?<=\S)___(?!\w)"
+    r"|\*\*(?=\S)(?P<strong_star>" + _SPAN + r")(?<=\S)\*\*"
+    r"|(?<!\w)__(?=\S)(?P<strong_under>" + _SPAN + r")(?<=\S)__(?!\w)"
+    r"|\*(?=[^\s*])(?P<em_star>" + _SPAN + r")(?<=[^\s*])\*"
     # Underscores inside words (snake_case) are never emphasis.
-    r"|(?<!\w)_(?=[^\s_])(?P<em_under>.+?)(?<=[^\s_])_(?!\w)"
-    r"|~~(?=\S)(?P<strike>.+?)(?<=\S)~~"
+    r"|(?<!\w)_(?=[^\s_])(?P<em_under>" + _SPAN + r")(?<=[^\s_])_(?!\w)"
+    r"|~~(?=\S)(?P<strike>" + _SPAN + r")(?<=\S)~~"
 )
 _EMPHASIS_STYLE = {
     "strong_em_star": ("*_", "_*"),
@@ -194,7 +196,7 @@ def _convert_line(line: str) -> str:
         return f"{bullet['indent']}{marker} {_inline(rest)}"
     numbered = _NUMBERED.match(line)
     if numbered is not None:
-        return f"{numbered['indent']}{numbered['marker']} {_inline(numbered['rest'])}"
+        return numbered["marker"] + _inline(numbered["rest"])
     return _inline(line)
 
 

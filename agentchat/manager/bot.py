@@ -100,7 +100,7 @@ class ManagerBot:
         await ctx.reply(dialogue.opening())
 
     async def _continue_dialogue(self, ctx: UserContext, dialogue: NewAgentDialogue, text: str) -> None:
-        reply = dialogue.answer(text)
+        reply = await dialogue.answer(text)
         if reply.done:
             self._dialogues.pop(ctx.user, None)
         if reply.text:

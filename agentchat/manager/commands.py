@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from agentchat.agents.repos import format_repository_list, list_repositories
+from agentchat.agents.repos import empty_base_message, format_repository_list, list_repositories
 from agentchat.chat.commands import CommandRegistry
 from agentchat.errors import RepositoryError
 
@@ -77,12 +78,12 @@ async def kill_agent(ctx: UserContext, args: str) -> None:
 async def show_repos(ctx: UserContext, _args: str) -> None:
     base = ctx.bot.base_path
     try:
-        repositories = list_repositories(base)
+        repositories = await asyncio.to_thread(list_repositories, base)
     except RepositoryError as exc:
         await ctx.reply(f"⚠️ {exc}")
         return
     if not repositories:
-        await ctx.reply(f"There are no repositories under {base}. Create or clone one there (or set WORK_BASE_PATH).")
+        await ctx.reply(empty_base_message(base))
         return
     await ctx.reply(f"Repositories under {base}:\n{format_repository_list(repositories)}")
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agentchat.agents.repos import Repository, format_repository_list, list_repositories, resolve_repository
+from agentchat.agents.repos import (
+    Repository,
+    empty_base_message,
+    format_repository_list,
+    list_repositories,
+    resolve_repository,
+)
 from agentchat.errors import RepositoryError
 
 CANCEL_WORDS = {"cancel", "abort", "quit"}
@@ -51,17 +58,17 @@ class NewAgentDialogue:
     def _type_choices(self) -> str:
         return "\n".join(f"{n}. {label}" for n, (_, label) in enumerate(self.backends, 1))
 
-    def answer(self, text: str) -> Reply:
+    async def answer(self, text: str) -> Reply:
         word = text.strip()
         if word.lower() in CANCEL_WORDS:
             return Reply("Cancelled: no agent was created.", done=True)
         if self.step is Step.TYPE:
-            return self._choose_type(word)
+            return await self._choose_type(word)
         if self.step is Step.REPOSITORY:
-            return self._choose_repository(word)
+            return await self._choose_repository(word)
         return self._choose_task(text)
 
-    def _choose_type(self, word: str) -> Reply:
+    async def _choose_type(self, word: str) -> Reply:
         chosen = None
         if word.isdigit() and 1 <= int(word) <= len(self.backends):
             chosen = self.backends[int(word) - 1][0]
@@ -73,21 +80,17 @@ class NewAgentDialogue:
             return Reply(f"I don't know the type {word!r}. Choose one:\n{self._type_choices()}")
         self.backend = chosen
         try:
-            self.repositories = list_repositories(self.base_path)
+            self.repositories = await asyncio.to_thread(list_repositories, self.base_path)
         except RepositoryError as exc:
             return Reply(f"⚠️ {exc}", done=True)
         if not self.repositories:
-            return Reply(
-                f"⚠️ There are no repositories under {self.base_path}. Create or clone one there "
-                "(or set WORK_BASE_PATH), then send `new` again.",
-                done=True,
-            )
+            return Reply(f"⚠️ {empty_base_message(self.base_path)}", done=True)
         self.step = Step.REPOSITORY
         return Reply("Which repository?\n" + format_repository_list(self.repositories) + "\n(Reply with a number or a name.)")
 
-    def _choose_repository(self, word: str) -> Reply:
+    async def _choose_repository(self, word: str) -> Reply:
         try:
-            self.repository = resolve_repository(self.base_path, word, self.repositories)
+            self.repository = await asyncio.to_thread(resolve_repository, self.base_path, word, self.repositories)
         except RepositoryError as exc:
             return Reply(f"⚠️ {exc}\nChoose one:\n{format_repository_list(self.repositories)}")
         self.step = Step.TASK

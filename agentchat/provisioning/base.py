@@ -27,6 +27,12 @@ def check_username(username: str) -> str:
     return username.lower()
 
 
+def check_password(password: str) -> str:
+    if not password:
+        raise ProvisioningError("an account password must not be empty")
+    return password
+
+
 class Provisioner(abc.ABC):
     """Creates, changes and deletes accounts on one XMPP domain. Usernames are localparts.
 

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,25 @@ def kill_group(pid: int, sig: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def check_ports_free(params: ProsodyConfigParams) -> None:
+    """Fail fast with a clear message: Prosody itself only logs a busy port and keeps running."""
+    wanted = [("c2s", params.c2s_interface, params.c2s_port), ("http", params.http_interface, params.http_port)]
+    if params.c2s_direct_tls_port is not None:
+        wanted.append(("c2s direct TLS", params.c2s_interface, params.c2s_direct_tls_port))
+    for service, interface, port in wanted:
+        address = {"*": "0.0.0.0", "localhost": "127.0.0.1"}.get(interface, interface)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Prosody does: TIME_WAIT is fine
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                raise ProsodyError(
+                    f"cannot start Prosody: the {service} port {address}:{port} is not available ({exc.strerror}); "
+                    "is another Prosody running?"
+                ) from None
 
 
 def tail(path: Path, limit: int = 2000) -> str:
@@ -102,6 +122,7 @@ class EmbeddedProsody:
         self.restarts = 0
         # Set while a started Prosody serves c2s; cleared while it is down or restarting.
         self.ready = asyncio.Event()
+        self._restarted = asyncio.Condition()
 
     @property
     def config_path(self) -> Path:
@@ -125,6 +146,7 @@ class EmbeddedProsody:
             if self.running:
                 return
             self._stopping = False
+            check_ports_free(self.params)
             await asyncio.to_thread(write_prosody_config, self.params)
             await self._spawn_and_wait()
             atexit.register(self._kill_at_exit)
@@ -141,6 +163,12 @@ class EmbeddedProsody:
                     await supervisor
             await self._terminate()
             atexit.unregister(self._kill_at_exit)
+
+    async def wait_restarted(self, restarts_before: int, timeout: float) -> None:
+        """Wait until the supervisor has restarted Prosody since ``restarts`` was ``restarts_before``."""
+        async with asyncio.timeout(timeout):
+            async with self._restarted:
+                await self._restarted.wait_for(lambda: self.restarts > restarts_before)
 
     async def register(self, username: str, domain: str, password: str) -> None:
         """Create or overwrite an account with ``prosodyctl register`` (no server events fire).
@@ -246,7 +274,9 @@ class EmbeddedProsody:
                 except ProsodyError as exc:
                     log.error("Restarting Prosody failed, retrying in %.1f s: %s", delay, exc)
                     continue
-                self.restarts += 1
+                async with self._restarted:
+                    self.restarts += 1
+                    self._restarted.notify_all()
                 log.warning("Prosody restarted (restart #%d, pid %s)", self.restarts, self.pid)
                 break
 

@@ -12,6 +12,7 @@ import ipaddress
 import os
 import re
 import sys
+import sysconfig
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,13 +35,16 @@ _RATE_RE = re.compile(r"^\d+ ?[bkmgtBKMGT][a-zA-Z]*/s$")
 def prosody_files_dir() -> Path:
     """Where the template and our Lua modules live.
 
-    Order: ``$AGENTCHAT_PROSODY_DIR``; the ``prosody/`` folder of a source checkout; the copy
-    shipped inside the installed package (``agentchat/_prosody``).
+    Order: ``$AGENTCHAT_PROSODY_DIR``; the ``prosody/`` folder of a source checkout (and of an
+    editable install); the copy a wheel installs as data files (``<prefix>/share/agentchat/prosody``);
+    package data (``agentchat/_prosody``) if a build ever ships it there.
     """
     candidates: list[Path] = []
     if os.environ.get(PROSODY_DIR_ENV):
         candidates.append(Path(os.environ[PROSODY_DIR_ENV]))
     candidates.append(Path(__file__).resolve().parents[2] / "prosody")
+    candidates.append(Path(sysconfig.get_path("data")) / "share" / "agentchat" / "prosody")
+    candidates.append(Path(sys.prefix) / "share" / "agentchat" / "prosody")
     candidates.append(Path(__file__).resolve().parents[1] / "_prosody")
     for candidate in candidates:
         if (candidate / TEMPLATE_NAME).is_file():
@@ -380,6 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mam", action="store_true")
     parser.add_argument("--archive-store", choices=["internal", "memory", "sql"], default="internal")
     parser.add_argument("--modules-dir", type=Path)
+    parser.add_argument("--run-as-root", action=argparse.BooleanOptionalAction, default=None,
+                        help="default: whether this command runs as root")
     args = parser.parse_args(argv)
     try:
         params = ProsodyConfigParams(
@@ -399,6 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mam=args.mam,
             archive_store=args.archive_store,
             modules_dir=args.modules_dir,
+            **({} if args.run_as_root is None else {"run_as_root": args.run_as_root}),
         )
         print(write_prosody_config(params, args.output))
     except ProsodyError as exc:

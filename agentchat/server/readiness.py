@@ -63,9 +63,13 @@ async def _probe(host: str, port: int, domain: str) -> bytes:
                 break
             received += chunk
         if _FEATURES_END in received:
+            # Close the stream and wait for Prosody to close its side: a half-closed probe
+            # connection (read-paused by mod_limits) otherwise delays Prosody's shutdown by 1 s.
             writer.write(b"</stream:stream>")
             with contextlib.suppress(OSError):
                 await writer.drain()
+                while await reader.read(4096):
+                    pass
         return received
     finally:
         writer.close()

@@ -42,7 +42,8 @@ end
 
 module:hook("authentication-success", function (event)
 	local session = event.session;
-	if session.type ~= "c2s" or not session.username then return; end
+	-- The session is "c2s_unbound" here (authenticated, no resource yet).
+	if not session.username or not session.type:match("^c2s") then return; end
 	local jid = session.username .. "@" .. session.host;
 	if read_service_jids()[jid] then
 		unthrottle(session);

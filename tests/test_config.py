@@ -1,0 +1,143 @@
+"""Configuration: precedence file < .env < environment < flags, and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentchat.config import ENV_VARS, load_settings
+from agentchat.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def test_defaults_match_the_original_design(tmp_path: Path) -> None:
+    settings = load_settings(environ={"AGENTCHAT_HOME": str(tmp_path)}, dotenv_files=[])
+    assert (settings.xmpp.host, settings.xmpp.port, settings.xmpp.domain) == ("localhost", 5222, "localhost")
+    assert (settings.xmpp.admin_username, settings.manager.username) == ("admin", "manager")
+    assert (settings.mcp.host, settings.mcp.port, settings.mcp.permission_timeout) == ("127.0.0.1", 3001, 300000)
+    assert settings.work.base_path == Path("~/work").expanduser()
+    assert (settings.agents.max_concurrent, settings.agents.idle_timeout) == (5, 3600000)
+    assert settings.home == tmp_path
+
+
+def test_precedence_file_then_dotenv_then_environment_then_flags(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.json", {"xmpp": {"port": 1111, "domain": "file.test", "host": "file-host"}})
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("XMPP_PORT=2222\nXMPP_DOMAIN=dotenv.test\n", encoding="utf-8")
+    environ = {"AGENTCHAT_HOME": str(tmp_path), "XMPP_PORT": "3333"}
+
+    settings = load_settings(config, {}, environ, [dotenv])
+    assert settings.xmpp.host == "file-host"  # only the file sets it
+    assert settings.xmpp.domain == "dotenv.test"  # .env beats the file
+    assert settings.xmpp.port == 3333  # the environment beats .env
+
+    flagged = load_settings(config, {"xmpp.port": 4444}, environ, [dotenv])
+    assert flagged.xmpp.port == 4444  # flags beat everything
+
+
+def test_every_documented_environment_variable_is_read(tmp_path: Path) -> None:
+    environ = {
+        "AGENTCHAT_HOME": str(tmp_path),
+        "XMPP_HOST": "127.0.0.2",
+        "XMPP_PORT": "5300",
+        "XMPP_DOMAIN": "chat.test",
+        "XMPP_ADMIN_USERNAME": "root2",
+        "XMPP_ADMIN_PASSWORD": "admin-secret",
+        "MANAGER_USERNAME": "boss",
+        "MANAGER_PASSWORD": "manager-secret",
+        "MCP_PORT": "3999",
+        "MCP_PERMISSION_TIMEOUT": "1234",
+        "WORK_BASE_PATH": str(tmp_path / "repos"),
+        "AGENTS_MAX_CONCURRENT": "7",
+        "AGENTS_IDLE_TIMEOUT": "5000",
+        "CLAUDE_PATH": "/opt/claude",
+    }
+    s = load_settings(environ=environ, dotenv_files=[])
+    assert (s.xmpp.host, s.xmpp.port, s.xmpp.domain, s.xmpp.admin_username) == ("127.0.0.2", 5300, "chat.test", "root2")
+    assert s.xmpp.admin_password is not None and s.xmpp.admin_password.get_secret_value() == "admin-secret"
+    assert s.manager.username == "boss" and s.manager_jid == "boss@chat.test"
+    assert s.manager.password is not None and s.manager.password.get_secret_value() == "manager-secret"
+    assert (s.mcp.port, s.mcp.permission_timeout) == (3999, 1234)
+    assert s.work.base_path == tmp_path / "repos"
+    assert (s.agents.max_concurrent, s.agents.idle_timeout) == (7, 5000)
+    assert s.agents.claude.path == "/opt/claude"
+    assert set(environ) - {"AGENTCHAT_HOME"} <= set(ENV_VARS)
+
+
+def test_example_config_is_valid_and_complete(tmp_path: Path) -> None:
+    settings = load_settings(REPO / "config.example.json", environ={"AGENTCHAT_HOME": str(tmp_path)}, dotenv_files=[])
+    settings.require_secrets()
+    assert "shell" in settings.agents.command_backends
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"xmpp": {"port": 70000}}, "xmpp.port"),
+        ({"mcp": {"host": "0.0.0.0"}}, "mcp.host"),
+        ({"agents": {"maxConcurrent": 0}}, "agents.maxConcurrent"),
+        ({"xmpp": {"portt": 1}}, "xmpp.portt"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path: Path, data: dict, expected: str) -> None:
+    config = write_config(tmp_path / "config.json", data)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={"AGENTCHAT_HOME": str(tmp_path)}, dotenv_files=[])
+    assert str(caught.value).startswith(expected)
+    assert "\n" not in str(caught.value)
+
+
+def test_secrets_are_masked(tmp_path: Path) -> None:
+    s = load_settings(environ={"AGENTCHAT_HOME": str(tmp_path), "XMPP_ADMIN_PASSWORD": "hunter2-admin"}, dotenv_files=[])
+    assert "hunter2-admin" not in json.dumps(s.masked())
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agentchat", *args], capture_output=True, text=True, env=env, timeout=60, cwd=env["AGENTCHAT_HOME"]
+    )
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(AGENTCHAT_HOME=str(tmp_path), **extra)
+    return env
+
+
+def test_bad_port_exits_2_with_one_line(tmp_path: Path) -> None:
+    result = run_cli("start", env=clean_env(tmp_path, XMPP_PORT="99999", XMPP_ADMIN_PASSWORD="a" * 8, MANAGER_PASSWORD="m" * 8))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "xmpp.port" in lines[0] and "XMPP_PORT" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_password_exits_2_naming_how_to_set_it(tmp_path: Path) -> None:
+    result = run_cli("start", env=clean_env(tmp_path, MANAGER_PASSWORD="m" * 8))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "xmpp.adminPassword" in lines[0] and "XMPP_ADMIN_PASSWORD" in lines[0]
+
+
+def test_bad_json_config_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{ not json", encoding="utf-8")
+    result = run_cli("config", "check", env=clean_env(tmp_path))
+    assert result.returncode == 2 and "not valid JSON" in result.stderr
+
+
+def test_config_check_masks_secrets(tmp_path: Path) -> None:
+    result = run_cli("config", "check", env=clean_env(tmp_path, XMPP_ADMIN_PASSWORD="sekrit-admin-pw", MANAGER_PASSWORD="sekrit-mgr-pw"))
+    assert result.returncode == 0
+    assert "sekrit" not in result.stdout and "********" in result.stdout
+    assert json.loads(result.stdout)["xmpp"]["port"] == 5222
