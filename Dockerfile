@@ -15,6 +15,9 @@ WORKDIR /src
 # README* matches nothing harmlessly while pyproject.toml is there.
 COPY pyproject.toml README* ./
 COPY agentchat ./agentchat
+# The Prosody config template and our Lua modules go into the wheel as data files
+# (<prefix>/share/agentchat/prosody), where the config generator looks for them.
+COPY prosody ./prosody
 # The `claude` extra brings claude-agent-sdk, whose wheel bundles the Claude Code CLI.
 RUN if [ "$WITH_CLAUDE" = 1 ]; then spec=".[claude]"; else spec="."; fi \
     && pip wheel --no-cache-dir --wheel-dir /wheels "$spec"
@@ -38,13 +41,12 @@ RUN apt-get update \
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     if [ "$WITH_CLAUDE" = 1 ]; then spec="agentchat[claude]"; else spec="agentchat"; fi \
     && pip install --no-cache-dir --no-index --find-links=/wheels "$spec" \
+    && python -c 'from agentchat.server.prosody_config import prosody_files_dir; print(prosody_files_dir())' \
     && if [ "$WITH_CLAUDE" = 1 ]; then \
          ln -s "$(python -c 'import claude_agent_sdk, pathlib; print(pathlib.Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude")')" /usr/local/bin/claude \
          && claude --version; \
        fi
 
-# The Prosody config template and our Lua modules, found through AGENTCHAT_PROSODY_DIR.
-COPY prosody/ /usr/share/agentchat/prosody/
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
 
 # An unprivileged user whose home is /root, so the original design's paths keep working:
@@ -57,7 +59,6 @@ RUN groupadd --gid "$GID" agentchat \
 
 ENV HOME=/root \
     AGENTCHAT_HOME=/root/.agent-chat \
-    AGENTCHAT_PROSODY_DIR=/usr/share/agentchat/prosody \
     WORK_BASE_PATH=/work \
     XMPP_BIND="*" \
     XMPP_PORT=5222 \

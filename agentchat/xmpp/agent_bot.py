@@ -23,12 +23,12 @@ from agentchat.agents.backends.base import (
     TurnResult,
 )
 from agentchat.chat.events import render_process_exit, render_tool_error, render_tool_use, render_turn_summary
-from agentchat.chat.prompts import render_request, render_prompt_timeout
+from agentchat.chat.prompts import render_prompt_resolved, render_prompt_timeout, render_request
 from agentchat.chat.splitting import split_message
 from agentchat.chat.styling import markdown_to_styling
 from agentchat.config import XmppSettings
-from agentchat.permissions.registry import AnswerKind, PermissionRegistry
-from agentchat.permissions.requests import PermissionRequest
+from agentchat.permissions.registry import AnswerResult, AnswerStatus, PermissionRegistry
+from agentchat.permissions.requests import Behavior, DecidedBy, Decision, PermissionRequest
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentStatus
 from agentchat.xmpp.agent_commands import AGENT_COMMANDS
@@ -169,7 +169,8 @@ class AgentBot:
         await self.say(f"↩️ Permission #{request.request_id} withdrawn (the turn was interrupted).")
         await self._prompt_closed()
 
-    async def prompt_resolved(self, request: PermissionRequest) -> None:
+    async def prompt_resolved(self, request: PermissionRequest, decision: Decision) -> None:
+        await self.say(render_prompt_resolved(request.request_id, describe_decision(decision)))
         await self._prompt_closed()
 
     async def _prompt_closed(self) -> None:
@@ -186,12 +187,11 @@ class AgentBot:
         if sender != self.owner:
             await self._refuse(sender)
             return
-        if self._permissions.pending(self.agent.id):
-            answer = self._permissions.answer(self.agent.id, body, sender)
-            if answer.kind != AnswerKind.NOT_A_REPLY:
-                await self.say(answer.message)
-                await self._prompt_closed()
-                return
+        # Replies to prompts first (also a late "yes" after a timeout, which gets a polite refusal).
+        answer = self._permissions.answer(self.agent.id, body, sender)
+        if answer.status is not AnswerStatus.NOT_A_REPLY:
+            await self._show_answer(answer)
+            return
         command = AGENT_COMMANDS.find(body)
         if command is not None:
             await command.run(self, body)
@@ -224,15 +224,17 @@ class AgentBot:
             return
         values = set(msg["reactions"].get_values(all_chars=True))
         if values & THUMBS_UP:
-            reply = f"{request_id} yes"
+            decision = Decision(Behavior.ALLOW, sender)
         elif values & THUMBS_DOWN:
-            reply = f"{request_id} no"
+            decision = Decision.deny("The user declined (👎).", sender)
         else:
             return
-        answer = self._permissions.answer(self.agent.id, reply, sender)
-        if answer.kind != AnswerKind.NOT_A_REPLY:
-            await self.say(answer.message)
-            await self._prompt_closed()
+        await self._show_answer(self._permissions.resolve(self.agent.id, request_id, decision))
+
+    async def _show_answer(self, answer: AnswerResult) -> None:
+        # RESOLVED is shown by prompt_resolved, which also covers decisions made elsewhere.
+        if answer.text:
+            await self.say(answer.text)
 
     def pending_prompt_ids(self) -> list[str]:
         return [r.request_id for r in self._permissions.pending(self.agent.id)]
@@ -240,3 +242,17 @@ class AgentBot:
     async def kill(self) -> None:
         # Not awaited here: killing closes this very connection, whose handler we are running in.
         self._kill_task = asyncio.get_running_loop().create_task(self._kill_agent(self.agent.id))
+
+
+def describe_decision(decision: Decision) -> str:
+    who = {
+        DecidedBy.TIMEOUT.value: "no answer in time",
+        DecidedBy.SHUTDOWN.value: "the service is shutting down",
+        DecidedBy.KILLED.value: "the agent stopped",
+        DecidedBy.ALWAYS_RULE.value: "an earlier “always”",
+        DecidedBy.LIMIT.value: "too many pending prompts",
+    }.get(decision.decided_by)
+    verdict = "allowed" if decision.allowed else "denied"
+    if not decision.allowed and decision.message and who is None:
+        verdict += f": {decision.message}"
+    return f"{verdict} ({who})" if who else verdict

@@ -197,8 +197,17 @@ def test_dockerfile_entrypoint_is_the_script_in_exec_form(final_stage) -> None:
     assert entrypoint == ["/usr/local/bin/entrypoint.sh"]
     copies = [arguments for keyword, arguments in final_stage if keyword == "COPY"]
     assert any(c.endswith("entrypoint.sh /usr/local/bin/entrypoint.sh") for c in copies), copies
-    prosody_dir = env_values(final_stage)["AGENTCHAT_PROSODY_DIR"]
-    assert any(c.split()[-1].rstrip("/") == prosody_dir for c in copies if c.split()[0] == "prosody/"), copies
+
+
+def test_dockerfile_ships_our_prosody_files_in_the_wheel(final_stage) -> None:
+    # pyproject installs prosody/ as wheel data files: the build stage needs it in its context,
+    # and the runtime stage checks at build time that the config generator finds it.
+    _, *stages = dockerfile_stages(DOCKERFILE.read_text())
+    build_copies = [arguments.split() for stage in stages[:-1] for keyword, arguments in stage if keyword == "COPY"]
+    assert any(words[0].rstrip("/") == "prosody" for words in build_copies), build_copies
+    assert '"share/agentchat/prosody"' in (REPO / "pyproject.toml").read_text()
+    runs = " ".join(arguments for keyword, arguments in final_stage if keyword == "RUN")
+    assert "prosody_files_dir()" in runs
 
 
 # --- .dockerignore and compose --------------------------------------------------------------------

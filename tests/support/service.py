@@ -1,0 +1,60 @@
+"""Run the whole agentchat service in the test's event loop, against the harness's real Prosody."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from agentchat.app import Service
+from agentchat.config import Settings
+from tests.harness.prosody import ProsodyServer
+
+FAKE_CLAUDE = Path(__file__).with_name("fake_claude.py")
+
+
+def make_repositories(base: Path, names: tuple[str, ...] = ("api", "web")) -> Path:
+    """A work base path with a git repository and a plain directory per name."""
+    base.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        repo = base / name
+        repo.mkdir(exist_ok=True)
+        if index == 0:
+            subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    return base
+
+
+def service_settings(prosody: ProsodyServer, home: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings pointing at the harness's server, a fake CLI and a free MCP port; override by section."""
+    data: dict[str, Any] = {
+        "xmpp": {
+            "host": prosody.host,
+            "port": prosody.c2s_port,
+            "domain": prosody.domain,
+            "adminUsername": prosody.admin_jid.split("@")[0],
+            "adminPassword": prosody.admin_password,
+        },
+        "manager": {"username": prosody.manager_jid.split("@")[0], "password": prosody.manager_password},
+        "mcp": {"port": 0, "permissionTimeout": 30_000},
+        "work": {"basePath": str(home / "work")},
+        "agents": {"claude": {"path": str(FAKE_CLAUDE), "env": {"HOME": str(home / "claude-home")}}},
+        "provisioning": {"method": "admin_rest", "adminRestUrl": prosody.admin_rest_url},
+        "prosody": {"serviceJidsFile": str(prosody.service_jids.path)},
+    }
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    settings = Settings.model_validate(data)
+    settings.home = home
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[Service]:
+    service = Service(settings)
+    try:
+        await service.start()
+        yield service
+    finally:
+        await service.stop()
