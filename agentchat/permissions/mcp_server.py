@@ -101,19 +101,23 @@ class PermissionMcpServer:
         if self._task is not None:
             raise PermissionPromptError("the MCP server is already started")
         sock = _bind_loopback(self._host, self._requested_port)
+        try:
+            config = uvicorn.Config(
+                _BearerAuth(self._build_mcp_app(), self._registry),
+                log_config=None,  # leave the application's logging alone
+                log_level="warning",
+                access_log=False,
+                lifespan="on",  # runs the SDK's session manager
+                timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+            )
+            server = _EmbeddedUvicorn(config)
+        except BaseException:
+            sock.close()
+            raise
         self._port = sock.getsockname()[1]
-        app = _BearerAuth(self._build_mcp_app(), self._registry)
-        config = uvicorn.Config(
-            app,
-            log_config=None,  # leave the application's logging alone
-            log_level="warning",
-            access_log=False,
-            lifespan="on",  # runs the SDK's session manager
-            timeout_graceful_shutdown=_GRACEFUL_SECONDS,
-        )
-        server = _EmbeddedUvicorn(config)
         self._server = server
         self._task = asyncio.create_task(self._serve(server, sock), name="mcp-permission-server")
+        self._task.add_done_callback(self._served)
         ready = asyncio.create_task(server.ready.wait())
         await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
         if not ready.done():
@@ -132,13 +136,22 @@ class PermissionMcpServer:
         server.should_exit = True
         try:
             async with asyncio.timeout(_GRACEFUL_SECONDS + 4):
-                await asyncio.shield(task)
+                await asyncio.wait({task})
         except TimeoutError:
             server.force_exit = True
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})
         log.info("permission MCP server stopped")
+
+    def _served(self, task: asyncio.Task[None]) -> None:
+        """The server task ended: fine after stop(), worth an error otherwise (agents lose their prompts)."""
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("permission MCP server failed", exc_info=error)
+        elif self._task is task:
+            log.error("permission MCP server stopped by itself; Claude Code cannot ask for permissions now")
 
     async def _serve(self, server: _EmbeddedUvicorn, sock: socket.socket) -> None:
         try:

@@ -175,7 +175,8 @@ class PermissionRegistry:
         return token
 
     def unregister_agent(self, agent_id: str, reason: str = "The agent was stopped.") -> None:
-        """Forget the agent and its token; its pending prompts are denied with ``reason``."""
+        """Forget the agent, its token and its rules; pending prompts are denied with ``reason`` (and interrupt
+        the turn, in case the CLI outlives this). Their listener still gets ``prompt_resolved``."""
         agent = self._agents.pop(agent_id, None)
         if agent is not None:
             self._deny_pending(agent, Decision.deny(reason, DecidedBy.KILLED, interrupt=True))
@@ -210,17 +211,20 @@ class PermissionRegistry:
         agent = self._agents.get(agent_id)
         if agent is None:
             raise PermissionPromptError(f"unknown agent {agent_id!r}")
-        kind = prompt_kind(tool_name)
+        # Decided without asking anyone: shutting down, covered by an "always" rule, or too many waiting.
+        immediate: Decision | None = None
         if self._closing:
-            return await self._decide_now(agent, tool_name, tool_input, tool_use_id, Decision.deny(
-                SHUTDOWN_MESSAGE, DecidedBy.SHUTDOWN))
-        if kind is PromptKind.TOOL and agent.covered_by_rule(tool_name, tool_input):
-            return await self._decide_now(agent, tool_name, tool_input, tool_use_id, Decision.allow(
-                tool_input, DecidedBy.ALWAYS_RULE))
-        if len(agent.pending) >= self._max_pending:
+            immediate = Decision.deny(SHUTDOWN_MESSAGE, DecidedBy.SHUTDOWN)
+        elif prompt_kind(tool_name) is PromptKind.TOOL and agent.covered_by_rule(tool_name, tool_input):
+            immediate = Decision.allow(tool_input, DecidedBy.ALWAYS_RULE)
+        elif len(agent.pending) >= self._max_pending:
             log.warning("agent %s: %d permission prompts pending, refusing another", agent_id, len(agent.pending))
-            return await self._decide_now(agent, tool_name, tool_input, tool_use_id, Decision.deny(
-                "Too many permission requests are waiting for the user; ask again later.", DecidedBy.LIMIT))
+            immediate = Decision.deny(
+                "Too many permission requests are waiting for the user; ask again later.", DecidedBy.LIMIT
+            )
+        if immediate is not None:
+            await self._write_audit(self._new_request(agent, tool_name, tool_input, tool_use_id, "----"), immediate)
+            return immediate
 
         request = self._new_request(agent, tool_name, tool_input, tool_use_id, self._new_request_id(agent))
         loop = asyncio.get_running_loop()
@@ -390,19 +394,6 @@ class PermissionRegistry:
         for entry in list(agent.pending.values()):
             self._close(agent, entry, decision)
         return denied
-
-    async def _decide_now(
-        self,
-        agent: _Agent,
-        tool_name: str,
-        tool_input: Mapping[str, Any],
-        tool_use_id: str | None,
-        decision: Decision,
-    ) -> Decision:
-        """A decision made without asking anyone (rule, limit, shutdown): audit it and return it."""
-        request = self._new_request(agent, tool_name, tool_input, tool_use_id, "----")
-        await self._write_audit(request, decision)
-        return decision
 
     async def _after_decision(self, entry: _Pending, decision: Decision) -> None:
         request = entry.request

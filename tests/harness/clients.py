@@ -14,7 +14,7 @@ from slixmpp.jid import JID
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PLUGINS: tuple[str, ...] = ("xep_0030", "xep_0004", "xep_0050", "xep_0085", "xep_0199")
+DEFAULT_PLUGINS: tuple[str, ...] = ("xep_0030", "xep_0004", "xep_0050", "xep_0085", "xep_0184", "xep_0199", "xep_0444")
 
 
 class LoginFailed(Exception):

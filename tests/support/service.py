@@ -58,3 +58,17 @@ async def running_service(settings: Settings) -> AsyncIterator[Service]:
         yield service
     finally:
         await service.stop()
+
+
+async def create_agent(client: Any, manager_jid: str, repo: str = "api", task: str = "skip", timeout: float = 20) -> tuple[str, str]:
+    """Walk the manager's `new` dialogue as a user; returns (agent id, agent JID)."""
+    await client.send(manager_jid, "new")
+    await client.expect("Which type?", from_=manager_jid)
+    await client.send(manager_jid, "1")
+    await client.expect("Which repository?", from_=manager_jid)
+    await client.send(manager_jid, repo)
+    await client.expect("first task", from_=manager_jid)
+    await client.send(manager_jid, task)
+    created = await client.expect("created. Chat at", from_=manager_jid, timeout=timeout)
+    words = created.body.split()
+    return words[1], words[-1]
