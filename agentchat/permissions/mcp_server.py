@@ -9,9 +9,12 @@ tool) under uvicorn, as a task of our own event loop, bound to loopback only.
   with code 1 (reference §5.5).
 * Every HTTP request must carry a registered agent's bearer token, else 401. The token decides which
   agent the call is for; the tool never takes an agent id from the caller.
-* CLI 2.1.330 talks the stateless 2026-07-28 protocol (``server/discover``, one POST per call);
-  classic clients open an ``initialize`` session. The SDK serves both on the same path. A session
-  is bound to the token that opened it (the SDK answers 404 to another token).
+* CLI 2.1.330 talks the stateless 2026-07-28 protocol: ``server/discover``, ``tools/list``, then one
+  ``tools/call`` POST per prompt (this server offers no prompts, resources or subscriptions, so the CLI
+  opens no long-lived stream). Classic clients open an ``initialize`` session; the SDK serves both on
+  the same path. A classic session is bound to the token that opened it (another token gets 404).
+* The listening socket is created here (loopback only, ``IPPROTO_TCP`` so asyncio sets TCP_NODELAY on
+  accepted connections: without it each answer waited ~40 ms for a delayed ACK).
 * The tool answers one text block holding the decision JSON (``Decision.to_wire()``); malformed
   arguments get ``isError`` with a short reason, never a crash.
 * A call the CLI drops (an interrupt) cancels the waiting ``ask()``; the registry then withdraws the prompt.
@@ -107,6 +110,7 @@ class PermissionMcpServer:
                 log_config=None,  # leave the application's logging alone
                 log_level="warning",
                 access_log=False,
+                proxy_headers=False,  # no proxy in front: X-Forwarded-* from a local process means nothing
                 lifespan="on",  # runs the SDK's session manager
                 timeout_graceful_shutdown=_GRACEFUL_SECONDS,
             )

@@ -156,9 +156,10 @@ def parse_questions(tool_input: Mapping[str, Any]) -> tuple[Question, ...]:
     for item in raw:
         if not isinstance(item, Mapping) or not isinstance(item.get("question"), str):
             continue
+        raw_options = item.get("options")
         options = tuple(
-            QuestionOption(str(opt["label"]), str(opt.get("description") or ""))
-            for opt in item.get("options") or ()
+            QuestionOption(opt["label"], str(opt.get("description") or ""))
+            for opt in (raw_options if isinstance(raw_options, list) else ())
             if isinstance(opt, Mapping) and isinstance(opt.get("label"), str)
         )
         questions.append(

@@ -511,7 +511,7 @@ async def test_service_answers_help_and_a_second_run_over_the_same_state_is_idem
     assert returncode == 0, output
     alice = tls_client("alice", "alice-pw", c2s)
     try:
-        await alice.connect()
+        await run.while_running(alice.connect(), "alice logged in")
         await alice.send(manager_jid, "help")  # kept offline until the manager is online
         reply = await run.while_running(
             alice.expect("help", timeout=START_TIMEOUT, from_=manager_jid), "waiting for the manager's help"
@@ -547,14 +547,16 @@ async def test_service_answers_help_and_a_second_run_over_the_same_state_is_idem
     service_pid = await run2.pid_of("service")
     alice = tls_client("alice", "alice-pw", c2s)
     try:
-        await alice.connect()
+        await run2.while_running(alice.connect(), "alice logged in again")
         await alice.send(manager_jid, "help")
         await run2.while_running(
             alice.expect("help", timeout=START_TIMEOUT, from_=manager_jid), "waiting for the manager's help"
         )
     finally:
         await alice.disconnect()
-    assert "generated" not in run2.output, run2.output
+    # Nothing new was made: no password shown, no certificate, the same files byte for byte.
+    assert "shown this once" not in run2.output and "generated a self-signed" not in run2.output, run2.output
+    assert "manager@localhost keeps its generated password" in run2.output
     assert {p: p.read_bytes() for p in before} == before
     config_after = read_json(state / "config.json")
     assert config_after["xmpp"].pop("adminPassword") == "admin-pw-changed"

@@ -155,6 +155,18 @@ def test_several_questions_and_multiselect() -> None:
     assert isinstance(parse_reply("1; 7", [TWO_QUESTIONS]), InvalidReply)
 
 
+@pytest.mark.parametrize(
+    "tool_input",
+    [{}, {"questions": 5}, {"questions": [5, None, {"question": 1}]}, {"questions": [{"question": "Q?", "options": 5}]},
+     {"questions": [{"question": "Q?", "options": [{"label": 3}, "x", {"label": "ok"}]}]}],
+)
+def test_malformed_question_input_never_breaks(tool_input: dict[str, Any]) -> None:
+    request = make_request("1234", "AskUserQuestion", tool_input)
+    assert request.summary()
+    for text in ("1", "ok", "no", "1234 whatever", "yes"):
+        parse_reply(text, [request])
+
+
 def test_number_goes_to_the_only_prompt_it_fits() -> None:
     assert parse_reply("2", [TOOL, QUESTION]) == Reply("e5f6", ReplyAction.ANSWER, answers={"Which color?": "Light blue"})
 
@@ -201,9 +213,17 @@ question_inputs = st.fixed_dictionaries(
     }
 )
 hex_ids = st.text(alphabet="0123456789abcdef", min_size=4, max_size=4)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | words,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["question", "options", "label", "x"]),
+                                                                      children, max_size=3),
+    max_leaves=8,
+)
 requests = st.one_of(
     st.builds(make_request, hex_ids, st.sampled_from(["Write", "Bash", "ExitPlanMode"])),
     st.builds(lambda rid, qi: make_request(rid, "AskUserQuestion", qi), hex_ids, question_inputs),
+    # Whatever the model put in an AskUserQuestion input (the CLI validates it, we do not rely on that).
+    st.builds(lambda rid, raw: make_request(rid, "AskUserQuestion", {"questions": raw}), hex_ids, json_values),
 )
 reply_like = st.one_of(
     st.text(max_size=200),

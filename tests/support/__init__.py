@@ -57,7 +57,12 @@ async def wait_process_gone(pid: int, timeout: float) -> None:
         return
     loop = asyncio.get_running_loop()
     ended: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(descriptor, lambda: ended.done() or ended.set_result(None))
+
+    def readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(descriptor, readable)
     try:
         await asyncio.wait_for(ended, timeout)
     finally:

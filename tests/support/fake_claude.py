@@ -896,10 +896,10 @@ def main() -> None:
         die(1, "Error: When using --print, --output-format=stream-json requires --verbose")
     fake = Fake(args)
     fake.log(event="start", argv=sys.argv[1:], cwd=fake.cwd, env={k: v for k, v in os.environ.items() if k == "MCP_TOOL_TIMEOUT" or k.startswith(("FAKE_", "AGENTCHAT_"))})
-    code = asyncio.run(fake.run())
+    exit_code = asyncio.run(fake.run())
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    os._exit(exit_code)
 
 
 if __name__ == "__main__":

@@ -32,16 +32,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import socket
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pytest
+import uvicorn
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -332,7 +334,7 @@ class MockAnthropic:
         }
 
     async def _sse_events(self, scripted: TextResponse | ToolUseResponse, model: str) -> AsyncIterator[bytes]:
-        message = {
+        message: dict[str, Any] = {
             "id": _id("msg_mock_"),
             "type": "message",
             "role": "assistant",
@@ -454,7 +456,6 @@ class PermissionStub:
     _task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        import uvicorn
         from mcp.server.mcpserver import MCPServer
 
         mcp = MCPServer("agentchat")
@@ -491,7 +492,7 @@ class PermissionStub:
         sock.setblocking(False)
         port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
-        self._server = uvicorn.Server(config)
+        self._server = _QuietUvicorn(config)
         # The socket already listens, so connections made before serve() accepts simply queue.
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         self.url = f"http://127.0.0.1:{port}/mcp"
@@ -512,6 +513,14 @@ class PermissionStub:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+class _QuietUvicorn(uvicorn.Server):
+    """uvicorn in the test's loop, leaving the test's signal handlers alone."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 # --- standalone ---------------------------------------------------------------------------------

@@ -149,14 +149,15 @@ class CommandBackend(AgentBackend):
         await asyncio.shield(run.task)
 
     async def stop(self) -> None:
-        self._closed = True
         if self._running:
-            await self.interrupt()
             self._running = False
+            await self.interrupt()
             self._emit(ProcessExited(exit_code=None, expected=True))
+        # Only now, with everything queued, may events() end.
+        self._closed = True
         self._events.put_nowait(_WAKEUP)
 
-    async def events(self) -> AsyncIterator[AgentEvent]:  # type: ignore[override]
+    async def events(self) -> AsyncIterator[AgentEvent]:
         """Every event in order; ends once stop() has run and all is delivered."""
         while True:
             if self._closed and self._events.empty():
@@ -205,10 +206,10 @@ class CommandBackend(AgentBackend):
         except OSError as exc:
             return TurnResult(is_error=True, subtype="error", errors=(f"cannot run {self._settings.command[0]}: {exc.strerror or exc}",))
         run.transport = transport
-        if via_stdin:
-            stdin = transport.get_pipe_transport(0)
-            stdin.write(text.encode())  # type: ignore[union-attr]
-            stdin.close()
+        stdin = transport.get_pipe_transport(0) if via_stdin else None
+        if isinstance(stdin, asyncio.WriteTransport):
+            stdin.write(text.encode())
+            stdin.close()  # EOF: the prompt is complete
         timeout = self._settings.timeout / 1000
         ended = asyncio.create_task(output.exited.wait())
         interrupted = asyncio.create_task(run.interrupted.wait())

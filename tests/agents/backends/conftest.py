@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -10,14 +9,9 @@ from typing import Any
 
 import pytest
 
-# tests.support must import however pytest was started (rootdir not on sys.path by default).
-_ROOT = Path(__file__).resolve().parents[3]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
-from agentchat.agents.backends.base import AgentBackend, BackendSpec  # noqa: E402
-from tests.support.fake_claude import write_launcher  # noqa: E402
-from tests.support.mock_anthropic import PermissionStub, mock_anthropic  # noqa: E402,F401
+from agentchat.agents.backends.base import AgentBackend, BackendSpec
+from tests.support.fake_claude import write_launcher
+from tests.support.mock_anthropic import PermissionStub, mock_anthropic  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(scope="session")

@@ -139,7 +139,7 @@ async def test_restart_after_a_crash_resumes(make_spec: MakeSpec, start_claude: 
 
 
 async def test_unknown_session_is_reported_as_session_not_found(make_spec: MakeSpec, start_claude: Any) -> None:
-    backend, reader = await start_claude(make_spec(resume=True))
+    _, reader = await start_claude(make_spec(resume=True))
     started = time.monotonic()
     # The CLI prints the error, then waits for stdin to end: the driver must close it.
     before, exited = await reader.until(ProcessExited, timeout=5)
@@ -182,7 +182,7 @@ async def test_recorded_tool_use_turn(make_spec: MakeSpec, start_claude: Any) ->
 async def test_thinking_is_not_assistant_text(make_spec: MakeSpec, start_claude: Any) -> None:
     backend, reader = await start_claude(make_spec())
     await backend.send("[[fixture:thinking]]")
-    before, result = await reader.until(TurnResult)
+    before, _ = await reader.until(TurnResult)
     assert of(AssistantText, before) == [AssistantText("Thought about it.")]
     assert not of(BackendNotice, before)  # system/thinking_tokens is known and quiet
 
@@ -248,7 +248,7 @@ async def test_garbage_lines_are_reported_not_fatal(make_spec: MakeSpec, start_c
 async def test_unknown_events_are_skipped_and_reported_once(make_spec: MakeSpec, start_claude: Any) -> None:
     backend, reader = await start_claude(make_spec())
     await backend.send("[[fixture:unknown_events]]")
-    before, result = await reader.until(TurnResult)
+    before, _ = await reader.until(TurnResult)
     notices = [notice.message for notice in of(BackendNotice, before)]
     assert any("brand_new_event" in message for message in notices)
     assert any("server_tool_use" in message for message in notices)

@@ -71,6 +71,7 @@ def test_text_turn() -> None:
 
 def test_tool_use_turn() -> None:
     _, text, use, tool_result, final, result = recorded_events("tool_use")
+    assert isinstance(final, AssistantMessage)
     assert isinstance(text, AssistantMessage) and isinstance(use, AssistantMessage)
     assert text.message.id == use.message.id, "blocks of one API message share its id"
     [block] = use.message.content

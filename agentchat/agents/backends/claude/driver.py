@@ -211,7 +211,8 @@ class ClaudeCodeBackend(AgentBackend):
         self._session_id = spec.session_id
         # Whether the CLI already holds this session: then a (re)start must --resume it.
         self._session_exists = spec.resume
-        self._cost_of_earlier_runs = 0.0
+        # What the session cost so far in this backend's life, over all its processes.
+        self._session_cost = 0.0
         self._request_ids = itertools.count(1)
 
     # --- AgentBackend
@@ -240,7 +241,7 @@ class ClaudeCodeBackend(AgentBackend):
         loop = asyncio.get_running_loop()
         self._log.info("starting %s in %s", " ".join(argv), self._spec.cwd)
         try:
-            await loop.subprocess_exec(
+            transport, _ = await loop.subprocess_exec(
                 lambda: _ProcessProtocol(self, run),
                 *argv,
                 stdin=asyncio.subprocess.PIPE,
@@ -253,6 +254,7 @@ class ClaudeCodeBackend(AgentBackend):
         except OSError as exc:
             await self._remove_config(run)
             raise BackendError(f"cannot start Claude Code ({binary}) in {self._spec.cwd}: {exc.strerror or exc}") from exc
+        run.transport = transport
         self._run = run
         self._closed = False
         run.supervisor = asyncio.create_task(self._supervise(run), name=f"claude-supervisor-{self._spec.agent_id}")
@@ -277,16 +279,17 @@ class ClaudeCodeBackend(AgentBackend):
             run.interrupts.pop(request_id, None)
 
     async def stop(self) -> None:
-        self._closed = True
         run = self._run
         if run is not None:
             if run.shutdown is None:
                 run.shutdown = asyncio.create_task(self._shut_down(run), name=f"claude-stop-{self._spec.agent_id}")
             # Shielded: a caller cancelled mid-stop must not leave the process half ended.
             await asyncio.shield(run.shutdown)
+        # Only now, with ProcessExited queued, may events() end.
+        self._closed = True
         self._events.put_nowait(_WAKEUP)
 
-    async def events(self) -> AsyncIterator[AgentEvent]:  # type: ignore[override]
+    async def events(self) -> AsyncIterator[AgentEvent]:
         """Every event in order, across restarts; ends once stop() has run and all is delivered."""
         while True:
             if self._closed and self._events.empty():
@@ -368,7 +371,6 @@ class ClaudeCodeBackend(AgentBackend):
         for answered in run.interrupts.values():
             if not answered.done():
                 answered.set_result(None)
-        self._cost_of_earlier_runs += run.last_total_cost
         if self._run is run:
             self._run = None
         event = ProcessExited(
@@ -521,7 +523,8 @@ class ClaudeCodeBackend(AgentBackend):
         if result.total_cost_usd is not None:
             turn_cost = max(0.0, result.total_cost_usd - run.last_total_cost)
             run.last_total_cost = result.total_cost_usd
-            total_cost = self._cost_of_earlier_runs + result.total_cost_usd
+            self._session_cost += turn_cost
+            total_cost = self._session_cost
         self._emit(
             TurnResult(
                 is_error=result.is_error,

@@ -1,0 +1,166 @@
+"""An agent's chat over XMPP: prompts (timeout, reactions, several pending), queueing, long output,
+chat states, idle stop and resume, two agents at once, and the XEP-0133 provisioner."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+from tests.support.service import create_agent, make_repositories, running_service, service_settings
+
+PROMPT_ID = re.compile(r"#([0-9a-f]{4})")
+
+
+def write_directive(path: Path, content: str) -> str:
+    return f"[[tool:Write {json.dumps({'file_path': str(path), 'content': content})}]]"
+
+
+async def test_permission_timeout_denies_and_says_so(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path, mcp={"port": 0, "permissionTimeout": 1500})
+    work = make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        target = work / "api" / "late.txt"
+        await alice.send(agent, write_directive(target, "late"))
+        prompt = await alice.expect("🔐 Permission #", from_=agent, timeout=20)
+        request_id = PROMPT_ID.search(prompt.body).group(1)
+        timeout_note = await alice.expect("timed out", from_=agent, timeout=10)
+        assert request_id in timeout_note.body
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+        await alice.send(agent, "yes")
+        late = await alice.expect(request_id, from_=agent)
+        assert "timed out" in late.body.lower() or "too late" in late.body.lower()
+        assert not target.exists()
+
+
+async def test_reaction_approves_a_prompt(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path)
+    work = make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        target = work / "api" / "thumbs.txt"
+        await alice.send(agent, write_directive(target, "👍"))
+        prompt = await alice.expect("🔐 Permission #", from_=agent, timeout=20)
+        alice.xmpp.plugin["xep_0444"].send_reactions(agent, prompt.id, ["👍"])
+        await alice.expect("allowed", from_=agent)
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+        assert target.read_text() == "👍"
+
+
+async def test_no_with_reason_reaches_the_agent_and_always_skips_the_next_prompt(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        await alice.send(agent, '[[tool:Bash {"command": "echo one > one.txt"}]]')
+        await alice.expect("🔐 Permission #", from_=agent, timeout=20)
+        await alice.send(agent, "no use the other script")
+        result = await alice.expect("MOCK_TOOL_RESULT", from_=agent, timeout=20)
+        assert "use the other script" in result.body
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+
+        await alice.send(agent, '[[tool:Bash {"command": "echo two > two.txt"}]]')
+        await alice.expect("🔐 Permission #", from_=agent, timeout=20)
+        await alice.send(agent, "always")
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+        # The same command again: allowed by the rule, no prompt this time.
+        before = len(alice.messages)
+        await alice.send(agent, '[[tool:Bash {"command": "echo two > two.txt"}]]')
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+        assert not any("🔐" in m.body for m in alice.messages[before:])
+
+
+async def test_messages_during_a_turn_are_queued_and_acknowledged(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        await alice.send(agent, "[[sleep:1.5]] first")
+        await asyncio.sleep(0)  # the two sends are separate stanzas, in order
+        await alice.send(agent, "second")
+        await alice.send(agent, "third")
+        await alice.expect("⏳ Queued", from_=agent)
+        first = await alice.expect("MOCK_REPLY", from_=agent, timeout=20)
+        second = await alice.expect("MOCK_REPLY", from_=agent, timeout=20)
+        third = await alice.expect("MOCK_REPLY", from_=agent, timeout=20)
+        assert [first.body, second.body, third.body] == [
+            "MOCK_REPLY: [[sleep:1.5]] first",
+            "MOCK_REPLY: second",
+            "MOCK_REPLY: third",
+        ]
+        assert any(s.state == "composing" and s.from_.startswith(agent) for s in alice.chat_states)
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+
+
+async def test_long_answers_arrive_in_pieces_below_the_stanza_limit(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        # Unthrottled: a human's 200 kB upload takes 20 s under Prosody's 10 kB/s c2s limit.
+        alice = await user_client("alice", service=True)
+        _, agent = await create_agent(alice, settings.manager_jid)
+        line = "0123456789" * 9 + "\n"
+        text = line * 2000  # ~200 kB
+        await alice.send(agent, text)
+        pieces = []
+        while sum(len(p) for p in pieces) < len(text):
+            pieces.append((await alice.expect(lambda m: m.body.startswith(("MOCK_REPLY", "0123")), from_=agent, timeout=20)).body)
+        assert len(pieces) >= 4
+        assert all(len(p.encode()) <= 60_000 for p in pieces)
+        # Split on line boundaries: nothing lost but the line breaks where the pieces meet.
+        assert "".join(pieces).replace("\n", "") == ("MOCK_REPLY: " + text).replace("\n", "")
+
+
+async def test_idle_agent_stops_and_resumes_on_the_next_message(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path, agents={"idleTimeout": 1000})
+    make_repositories(settings.work.base_path)
+    async with running_service(settings) as service:
+        alice = await user_client("alice")
+        agent_id, agent = await create_agent(alice, settings.manager_jid, task="remember the word pelican")
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+        await alice.expect("💤", from_=agent, timeout=10)
+        assert service.supervisor is not None
+        record = service.supervisor.get(agent_id)
+        assert record is not None and not record.process_running
+        await alice.send(agent, "[[recall]]")
+        recall = await alice.expect("MOCK_HISTORY", from_=agent, timeout=20)
+        assert "pelican" in recall.body  # the session was resumed, not started afresh
+
+
+async def test_two_agents_work_in_parallel(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, first = await create_agent(alice, settings.manager_jid, repo="api")
+        _, second = await create_agent(alice, settings.manager_jid, repo="web")
+        started = asyncio.get_running_loop().time()
+        await alice.send(first, "[[sleep:2]] job one")
+        await alice.send(second, "[[sleep:2]] job two")
+        await alice.expect("MOCK_REPLY: [[sleep:2]] job one", from_=first, timeout=20)
+        await alice.expect("MOCK_REPLY: [[sleep:2]] job two", from_=second, timeout=20)
+        # Both two-second turns ran at the same time.
+        assert asyncio.get_running_loop().time() - started < 3.8
+
+
+async def test_adhoc_provisioner_creates_and_deletes_accounts(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path, provisioning={"method": "adhoc", "adminRestUrl": None})
+    make_repositories(settings.work.base_path)
+    async with running_service(settings) as service:
+        alice = await user_client("alice")
+        agent_id, agent = await create_agent(alice, settings.manager_jid, task="hi")
+        await alice.expect("MOCK_REPLY: hi", from_=agent, timeout=20)
+        assert service.provisioner is not None and await service.provisioner.account_exists(agent_id)
+        await alice.send(agent, "quit")
+        await alice.expect("Ending", from_=agent)
+        for _ in range(100):
+            if not await service.provisioner.account_exists(agent_id):
+                break
+            await asyncio.sleep(0.05)
+        assert not await service.provisioner.account_exists(agent_id)
