@@ -58,7 +58,7 @@ class AuditRecord:
     message: str = ""
 
     @classmethod
-    def of(cls, request: PermissionRequest, decision: Decision | None, decided_by: str | None = None) -> AuditRecord:
+    def of(cls, request: PermissionRequest, decision: Decision | None) -> AuditRecord:
         """The record of ``decision`` on ``request``; ``decision`` None means the CLI withdrew the call."""
         return cls(
             time=datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -68,7 +68,7 @@ class AuditRecord:
             tool=request.tool_name,
             input=mask_secrets(request.summary(SUMMARY_LIMIT))[:SUMMARY_LIMIT],
             decision=decision.behavior.value if decision is not None else "cancelled",
-            decided_by=decided_by or (decision.decided_by if decision is not None else "cancelled"),
+            decided_by=decision.decided_by if decision is not None else "cancelled",
             message=mask_secrets(decision.message)[:SUMMARY_LIMIT] if decision is not None else "",
         )
 

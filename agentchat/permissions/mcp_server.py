@@ -273,7 +273,9 @@ def _bearer_token(scope: Scope) -> str | None:
 
 
 async def _unauthorized(send: Send) -> None:
-    body = json.dumps({"error": "invalid_token", "error_description": "a valid agent bearer token is required"}).encode()
+    body = json.dumps(
+        {"error": "invalid_token", "error_description": "a valid agent bearer token is required"}
+    ).encode()
     await send({
         "type": "http.response.start",
         "status": 401,
@@ -309,5 +311,6 @@ def _bind_loopback(host: str, port: int) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise PermissionPromptError(f"cannot listen on {host}:{port} for the MCP server: {exc.strerror or exc}") from exc
+        reason = exc.strerror or exc
+        raise PermissionPromptError(f"cannot listen on {host}:{port} for the MCP server: {reason}") from exc
     return sock

@@ -50,6 +50,7 @@ from agentchat.permissions.requests import (
 log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "The agentchat service is shutting down; nothing was run."
+NOT_OWNER_TEXT = "Only the owner of this agent can answer its permission requests."
 
 
 class PromptListener(Protocol):
@@ -62,7 +63,7 @@ class PromptListener(Protocol):
     """
 
     async def prompt_opened(self, request: PermissionRequest) -> None:
-        """A new prompt waits for the owner: show it (``request.summary()``, ``request.questions``, ``request.plan``)."""
+        """A new prompt waits for the owner: show it (``summary()``, ``questions``, ``plan``, ``how_to_answer``)."""
 
     async def prompt_resolved(self, request: PermissionRequest, decision: Decision) -> None:
         """The prompt is decided, by the owner or by deny_all / unregister / shutdown / an "always" rule."""
@@ -271,7 +272,7 @@ class PermissionRegistry:
             return AnswerResult(AnswerStatus.NOT_A_REPLY)
         if bare_jid(decided_by) != agent.owner:
             log.warning("agent %s: %s tried to answer a permission prompt of %s", agent_id, decided_by, agent.owner)
-            return AnswerResult(AnswerStatus.NOT_OWNER, "Only the owner of this agent can answer its permission requests.")
+            return AnswerResult(AnswerStatus.NOT_OWNER, NOT_OWNER_TEXT)
         if late is not None:
             return late
         match outcome:
@@ -298,7 +299,7 @@ class PermissionRegistry:
             return AnswerResult(AnswerStatus.UNKNOWN_ID, f"No agent {agent_id}.")
         automatic = decision.decided_by in {member.value for member in DecidedBy}
         if not automatic and bare_jid(decision.decided_by) != agent.owner:
-            return AnswerResult(AnswerStatus.NOT_OWNER, "Only the owner of this agent can answer its permission requests.")
+            return AnswerResult(AnswerStatus.NOT_OWNER, NOT_OWNER_TEXT)
         entry = agent.pending.get(request_id)
         if entry is None:
             return self._unknown_id(agent, request_id)
@@ -306,8 +307,8 @@ class PermissionRegistry:
         if decision.allowed:
             updated = dict(decision.updated_input if decision.updated_input is not None else request.input)
             if request.kind is PromptKind.QUESTION and "answers" not in updated:
-                return AnswerResult(AnswerStatus.INVALID, "A question needs an answer, not a 👍: reply with an option.",
-                                    request=request)
+                text = "A question needs an answer, not a 👍: reply with an option."
+                return AnswerResult(AnswerStatus.INVALID, text, request=request)
             decision = replace(decision, updated_input=updated)
         if not automatic:
             decision = replace(decision, decided_by=bare_jid(decision.decided_by))
@@ -334,7 +335,9 @@ class PermissionRegistry:
                 while self._tasks:
                     await asyncio.wait(set(self._tasks))
         except TimeoutError:
-            log.warning("permission registry: %d prompt(s) still finishing after %.1f s", len(self._tasks), drain_timeout)
+            log.warning(
+                "permission registry: %d prompt(s) still finishing after %.1f s", len(self._tasks), drain_timeout
+            )
 
     # -- internals --------------------------------------------------------------------------------
 

@@ -60,7 +60,8 @@ async def test_summary_is_short_and_secrets_are_masked(tmp_path: Path) -> None:
     path = tmp_path / "permissions.jsonl"
     audit = AuditLog(path)
     secret = "sk-live-abcdefghijklmnopqrstuvwxyz0123456789"
-    command = f"curl -H 'Authorization: Bearer {secret}' https://api.example.org && export API_KEY={secret} " + "x" * 500
+    command = f"curl -H 'Authorization: Bearer {secret}' https://api.example.org && export API_KEY={secret} "
+    command += "x" * 500
     request = make_request("Bash", {"command": command})
     await audit.append(AuditRecord.of(request, Decision.deny(f"no, token={secret}", "owner@example.org")))
     await audit.close()

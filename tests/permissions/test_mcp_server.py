@@ -92,7 +92,8 @@ async def server(registry: PermissionRegistry) -> AsyncIterator[PermissionMcpSer
 async def connect(server: PermissionMcpServer, token: str | None, mode: str = "auto") -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     async with create_mcp_http_client(headers=headers) as http:
-        async with Client(streamable_http_client(server.url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+        transport = streamable_http_client(server.url, http_client=http)
+        async with Client(transport, mode=mode) as client:  # type: ignore[arg-type]
             yield client
 
 
@@ -109,7 +110,9 @@ def decision_of(result: CallToolResult) -> dict[str, Any]:
     return json.loads(result.content[0].text)  # type: ignore[union-attr]
 
 
-async def raw_post(server: PermissionMcpServer, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, str, dict[str, str]]:
+async def raw_post(
+    server: PermissionMcpServer, headers: dict[str, str], body: dict[str, Any]
+) -> tuple[int, str, dict[str, str]]:
     base = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     async with aiohttp.ClientSession() as session:
         async with session.post(server.url, json=body, headers={**base, **headers}) as response:
@@ -155,7 +158,9 @@ async def test_missing_or_wrong_token_is_401(server: PermissionMcpServer, regist
     assert response_headers["WWW-Authenticate"].startswith("Bearer")
 
 
-async def test_sdk_client_with_wrong_token_cannot_connect(server: PermissionMcpServer, registry: PermissionRegistry) -> None:
+async def test_sdk_client_with_wrong_token_cannot_connect(
+    server: PermissionMcpServer, registry: PermissionRegistry
+) -> None:
     registry.register_agent("agent-1", OWNER, Listener(registry, "agent-1"))
     for mode in MODES:
         # The SDK's transport task group surfaces the 401 as an MCPError inside an ExceptionGroup.
@@ -165,7 +170,9 @@ async def test_sdk_client_with_wrong_token_cannot_connect(server: PermissionMcpS
         assert caught.group_contains(MCPError, depth=2)
 
 
-async def test_unregistered_agent_token_stops_working(server: PermissionMcpServer, registry: PermissionRegistry) -> None:
+async def test_unregistered_agent_token_stops_working(
+    server: PermissionMcpServer, registry: PermissionRegistry
+) -> None:
     token = registry.register_agent("agent-1", OWNER, Listener(registry, "agent-1"))
     status, _, _ = await raw_post(server, {"Authorization": f"Bearer {token}"}, INITIALIZE)
     assert status == 200
@@ -215,7 +222,9 @@ async def test_lists_one_tool(server: PermissionMcpServer, registry: PermissionR
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_allow_returns_the_input_unchanged(server: PermissionMcpServer, registry: PermissionRegistry, mode: str) -> None:
+async def test_allow_returns_the_input_unchanged(
+    server: PermissionMcpServer, registry: PermissionRegistry, mode: str
+) -> None:
     token = registry.register_agent("agent-1", OWNER, Listener(registry, "agent-1", reply=lambda r: "yes"))
     tool_input = {"file_path": "/repo/src/auth.ts", "content": "ünïcode ✓\n" * 3, "nested": {"a": [1, None, True]}}
     async with connect(server, token, mode) as client:
@@ -250,8 +259,9 @@ async def test_timeout_denies_and_a_late_answer_is_refused(server: PermissionMcp
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_allow_always_skips_the_second_identical_request(server: PermissionMcpServer, registry: PermissionRegistry,
-                                                               mode: str) -> None:
+async def test_allow_always_skips_the_second_identical_request(
+    server: PermissionMcpServer, registry: PermissionRegistry, mode: str
+) -> None:
     listener = Listener(registry, "agent-1", reply=lambda r: "always")
     token = registry.register_agent("agent-1", OWNER, listener)
     async with connect(server, token, mode) as client:
@@ -296,11 +306,14 @@ async def test_unknown_tool_and_extra_arguments(server: PermissionMcpServer, reg
         assert result.is_error
         # CLI versions add fields (mcp_skill_ask); they are ignored.
         extra = {"tool_name": "Write", "input": {"a": 1}, "tool_use_id": "t", "mcp_skill_ask": {"x": 1}}
-        assert decision_of(await asyncio.wait_for(client.call_tool("permission_prompt", extra), WAIT))["behavior"] == "allow"
+        result = await asyncio.wait_for(client.call_tool("permission_prompt", extra), WAIT)
+        assert decision_of(result)["behavior"] == "allow"
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_dropped_call_withdraws_the_prompt(server: PermissionMcpServer, registry: PermissionRegistry, mode: str) -> None:
+async def test_dropped_call_withdraws_the_prompt(
+    server: PermissionMcpServer, registry: PermissionRegistry, mode: str
+) -> None:
     listener = Listener(registry, "agent-1")
     token = registry.register_agent("agent-1", OWNER, listener)
     async with connect(server, token, mode) as client:
@@ -408,12 +421,15 @@ async def test_flood_of_1000_calls(server: PermissionMcpServer, registry: Permis
     listeners = {agent: Listener(registry, agent, reply=reply) for agent in agents}
     tokens = {agent: registry.register_agent(agent, OWNER, listeners[agent]) for agent in agents}
 
-    async def one_agent(session: aiohttp.ClientSession, index: int, agent: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    async def one_agent(
+        session: aiohttp.ClientSession, index: int, agent: str
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         caller = RawMcpCaller(session, server, tokens[agent], modern=index % 2 == 0)
         await caller.open()
         inputs = [{"agent": agent, "n": n, "file_path": f"{agent}/{n}"} for n in range(100)]
         decisions = await asyncio.gather(
-            *(caller.call({"tool_name": "Write", "input": tool_input, "tool_use_id": f"t{n}"}) for n, tool_input in enumerate(inputs))
+            *(caller.call({"tool_name": "Write", "input": tool_input, "tool_use_id": f"t{n}"})
+              for n, tool_input in enumerate(inputs))
         )
         return list(zip(inputs, decisions, strict=True))
 

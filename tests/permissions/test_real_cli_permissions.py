@@ -366,7 +366,9 @@ async def test_exit_plan_mode_rejected_then_approved(stack: Stack, cli_binary: P
         # Turn 1 only reveals where plan mode wants the plan written (the path is random per session).
         stack.api.script_text("let me think")
         assert await cli.turn("plan a change") is not None
-        plan_path = re.search(r"create your plan at (\S+?\.md)", json.dumps(stack.api.requests[-1].body)).group(1)  # type: ignore[union-attr]
+        found = re.search(r"create your plan at (\S+?\.md)", json.dumps(stack.api.requests[-1].body))
+        assert found is not None, "plan mode no longer names the plan file"
+        plan_path = found.group(1)
         plan = "# Plan\n1. Add tests\n2. Change auth.ts\n"
         stack.api.script(
             ToolUseResponse(name="Write", input={"file_path": plan_path, "content": plan}),
@@ -402,8 +404,8 @@ async def test_cli_call_overhead(stack: Stack, cli_binary: Path) -> None:
     stack.listener.auto_reply = lambda request: stack.registry.answer(AGENT, f"#{request.request_id} yes", OWNER)
 
     async def gaps(*extra: str) -> list[float]:
-        stack.api.script(*[ToolUseResponse(name="Bash", input={"command": f"echo {n} > out{n}.txt"}) for n in range(calls)],
-                         TextResponse(text="done"))
+        uses = [ToolUseResponse(name="Bash", input={"command": f"echo {n} > out{n}.txt"}) for n in range(calls)]
+        stack.api.script(*uses, TextResponse(text="done"))
         async with run_cli(stack, cli_binary, *extra) as cli:
             result = await cli.turn("run them")
         assert result is not None and result["subtype"] == "success"

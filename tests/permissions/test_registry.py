@@ -64,7 +64,10 @@ def audit_lines(audit: AuditLog) -> list[dict[str, Any]]:
 
 
 async def open_prompt(
-    registry: PermissionRegistry, listener: RecordingListener, tool: str = "Write", tool_input: dict[str, Any] | None = None,
+    registry: PermissionRegistry,
+    listener: RecordingListener,
+    tool: str = "Write",
+    tool_input: dict[str, Any] | None = None,
     agent: str = "agent-1",
 ) -> tuple[asyncio.Task[Decision], PermissionRequest]:
     tool_input = tool_input if tool_input is not None else {"file_path": "src/auth.ts", "content": "x"}
@@ -193,7 +196,7 @@ async def test_allow_always_for_a_tool(registry: PermissionRegistry, audit: Audi
     # The other Write already waiting is covered by the new rule.
     other = await asyncio.wait_for(waiting_task, WAIT)
     assert other.allowed and other.decided_by == DecidedBy.ALWAYS_RULE
-    decision = await asyncio.wait_for(registry.ask("agent-1", "Write", {"file_path": "c.txt", "content": ""}, "t"), WAIT)
+    decision = await asyncio.wait_for(registry.ask("agent-1", "Write", {"file_path": "c.txt"}, "t"), WAIT)
     assert decision.allowed and decision.decided_by == DecidedBy.ALWAYS_RULE
     assert listener.queues["opened"].empty()  # no prompt for the rule-covered Write
     assert listener.queues["resolved"].qsize() == 2
@@ -210,7 +213,8 @@ async def test_allow_always_for_bash_is_per_command(registry: PermissionRegistry
     task, _ = await open_prompt(registry, listener, "Bash", {"command": "npm test", "description": "run tests"})
     registry.answer("agent-1", "always", OWNER)
     await asyncio.wait_for(task, WAIT)
-    same = await asyncio.wait_for(registry.ask("agent-1", "Bash", {"command": "npm test", "description": "again"}, "t"), WAIT)
+    same_input = {"command": "npm test", "description": "again"}
+    same = await asyncio.wait_for(registry.ask("agent-1", "Bash", same_input, "t"), WAIT)
     assert same.allowed and same.decided_by == DecidedBy.ALWAYS_RULE
     other_task, other = await open_prompt(registry, listener, "Bash", {"command": "npm publish"})
     assert other.bash_command == "npm publish"
@@ -273,7 +277,8 @@ async def test_unregister_denies_and_revokes(registry: PermissionRegistry) -> No
     task, _ = await open_prompt(registry, listener)
     registry.unregister_agent("agent-1", "The agent was killed.")
     decision = await asyncio.wait_for(task, WAIT)
-    assert not decision.allowed and decision.decided_by == DecidedBy.KILLED and decision.message == "The agent was killed."
+    assert not decision.allowed and decision.decided_by == DecidedBy.KILLED
+    assert decision.message == "The agent was killed." and decision.interrupt
     assert registry.agent_for_token(token) is None
     with pytest.raises(PermissionPromptError):
         await registry.ask("agent-1", "Write", {}, None)
@@ -296,7 +301,9 @@ async def test_close_denies_pending_and_later_prompts(audit: AuditLog) -> None:
     assert not late.allowed and "shutting down" in late.message
 
 
-async def test_listener_errors_do_not_break_the_prompt(registry: PermissionRegistry, caplog: pytest.LogCaptureFixture) -> None:
+async def test_listener_errors_do_not_break_the_prompt(
+    registry: PermissionRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
     class BrokenListener(RecordingListener):
         async def prompt_opened(self, request: PermissionRequest) -> None:
             await super().prompt_opened(request)
@@ -354,7 +361,8 @@ async def test_agents_are_isolated(registry: PermissionRegistry) -> None:
     task_one, request_one = await open_prompt(registry, one, agent="agent-1")
     task_two, _ = await open_prompt(registry, two, agent="agent-2")
     # The other owner cannot answer agent-1, even naming its id; answers to agent-2 never reach agent-1.
-    assert registry.answer("agent-1", f"#{request_one.request_id} yes", "other@example.org").status is AnswerStatus.NOT_OWNER
+    intruder = registry.answer("agent-1", f"#{request_one.request_id} yes", "other@example.org")
+    assert intruder.status is AnswerStatus.NOT_OWNER
     registry.answer("agent-2", f"#{request_one.request_id} yes", "other@example.org")
     registry.answer("agent-2", "yes", "other@example.org")
     assert (await asyncio.wait_for(task_two, WAIT)).allowed

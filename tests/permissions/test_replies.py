@@ -22,7 +22,9 @@ from agentchat.permissions.requests import PermissionRequest, parse_questions, p
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-def make_request(request_id: str, tool_name: str = "Write", tool_input: dict[str, Any] | None = None) -> PermissionRequest:
+def make_request(
+    request_id: str, tool_name: str = "Write", tool_input: dict[str, Any] | None = None
+) -> PermissionRequest:
     tool_input = tool_input if tool_input is not None else {"file_path": "src/auth.ts", "content": "x"}
     return PermissionRequest(
         request_id=request_id,
@@ -47,7 +49,7 @@ COLOR = {
 SIZES = {
     "question": "Which sizes?",
     "header": "Size",
-    "options": [{"label": "S", "description": ""}, {"label": "M", "description": ""}, {"label": "L", "description": ""}],
+    "options": [{"label": label, "description": ""} for label in ("S", "M", "L")],
     "multiSelect": True,
 }
 TOOL = make_request("a1b2")
@@ -168,7 +170,8 @@ def test_malformed_question_input_never_breaks(tool_input: dict[str, Any]) -> No
 
 
 def test_number_goes_to_the_only_prompt_it_fits() -> None:
-    assert parse_reply("2", [TOOL, QUESTION]) == Reply("e5f6", ReplyAction.ANSWER, answers={"Which color?": "Light blue"})
+    expected = Reply("e5f6", ReplyAction.ANSWER, answers={"Which color?": "Light blue"})
+    assert parse_reply("2", [TOOL, QUESTION]) == expected
 
 
 @pytest.mark.parametrize(
@@ -194,7 +197,9 @@ def test_always_is_only_for_tools() -> None:
 
 # Labels and question texts mostly from a small vocabulary that collides with reply words, numbers and
 # each other (the interesting cases), plus arbitrary text.
-words = st.sampled_from(["yes", "no", "always", "1", "2", "10", "Red", "red ", "a,b", "a", "b", "", " ", "ß", "İ", "#a1b2"])
+words = st.sampled_from(
+    ["yes", "no", "always", "1", "2", "10", "Red", "red ", "a,b", "a", "b", "", " ", "ß", "İ", "#a1b2"]
+)
 labels = st.one_of(words, st.text(max_size=12))
 question_inputs = st.fixed_dictionaries(
     {
@@ -215,8 +220,8 @@ question_inputs = st.fixed_dictionaries(
 hex_ids = st.text(alphabet="0123456789abcdef", min_size=4, max_size=4)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | words,
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(["question", "options", "label", "x"]),
-                                                                      children, max_size=3),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(["question", "options", "label", "x"]), children, max_size=3),
     max_leaves=8,
 )
 requests = st.one_of(
@@ -260,7 +265,9 @@ NASTY_QUESTION = make_request("bbbb", "AskUserQuestion", {"questions": [
     {"question": "Q?", "header": "h", "multiSelect": False,
      "options": [{"label": label, "description": ""} for label in ("", "no", "ß")]},
 ]})
-NASTY_POOLS = [[], [TOOL], [QUESTION], [TOOL, OTHER_TOOL, QUESTION, PLAN], [TWO_QUESTIONS, NASTY_QUESTION], [NASTY_QUESTION]]
+NASTY_POOLS = [
+    [], [TOOL], [QUESTION], [TOOL, OTHER_TOOL, QUESTION, PLAN], [TWO_QUESTIONS, NASTY_QUESTION], [NASTY_QUESTION]
+]
 
 
 # No example database anywhere here: the tests must not write into the tree.

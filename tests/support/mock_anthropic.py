@@ -491,7 +491,7 @@ class PermissionStub:
         sock.listen(64)
         sock.setblocking(False)
         port = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=0.5)
         self._server = _QuietUvicorn(config)
         # The socket already listens, so connections made before serve() accepts simply queue.
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))

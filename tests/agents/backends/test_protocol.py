@@ -241,7 +241,7 @@ def test_decode_line_never_raises_on_json(value: Any) -> None:
         assert isinstance(result, DecodeProblem)
 
 
-@settings(max_examples=2000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(shaped_events)
 def test_decode_line_never_raises_on_event_shaped_objects(value: dict[str, Any]) -> None:
     result = decode_line(json.dumps(value).encode())
