@@ -3,7 +3,8 @@
 ``claude -p --input-format stream-json --output-format stream-json --verbose`` (CLI 2.1.330),
 standard library only, starting in a few tens of milliseconds.
 
-Point the backend at it with ``ClaudeSettings(path=str(FAKE_CLAUDE))`` (this file is executable).
+Point the backend at it with ``ClaudeSettings(path=<this file>)`` (it is executable), or, faster
+(no pyenv shim, no site import), at ``write_launcher(tmp_dir)``, a two-line sh script.
 
 What a user message does (the directive may sit anywhere in the text):
 
@@ -33,13 +34,15 @@ Permissions, as the real CLI does them: with ``--permission-prompt-tool mcp__<se
 until it succeeds (classic streamable HTTP: ``initialize``, ``notifications/initialized``, with
 the configured headers, e.g. the bearer token), and before running a tool from the ask list it
 calls ``tools/call`` with ``{"tool_name", "input", "tool_use_id"}``. The answer must be one text
-block of JSON. ``allow`` runs the tool with ``updatedInput`` (Write writes the file, Bash runs the
+block of JSON (with ``structuredContent`` it is refused, as 2.1.330 refuses it). ``allow`` runs the tool with ``updatedInput`` (Write writes the file, Bash runs the
 command in the cwd, anything else just succeeds); ``deny`` gives an is_error tool_result with the
 message, which the model sees; ``deny`` + ``interrupt`` and an interrupt while the prompt is
 pending end the turn (``error_during_execution``, ``aborted_tools``); the pending HTTP request is
 dropped and ``notifications/cancelled`` sent. If the server was never reachable, the fake prints
 the CLI's "MCP tool … not found" to stderr and exits 1 without a result, as the real one does.
 Without a permission tool, replays show what was recorded and synthesized tools are allowed.
+With one, a fixture's recorded tool result is replaced by what the live decision gives (the text
+after it stays as recorded: for consistent text use ``[[tool:…]]``).
 
 Also as the real CLI: ``--session-id`` of an existing session fails ("is already in use", exit 1);
 ``--resume`` of an unknown one prints "No conversation found with session ID: …" and a result,
