@@ -327,8 +327,7 @@ write_prosody_config() {
 		--tls-cert "$XMPP_TLS_CERT" --tls-key "$XMPP_TLS_KEY" --no-plaintext --log-file "$PROSODY_LOG"
 	)
 	if [[ -n $XMPP_DIRECT_TLS_PORT ]]; then args+=(--c2s-direct-tls-port "$XMPP_DIRECT_TLS_PORT"); fi
-	# -W: `python -m` of a module its package already imported warns, harmlessly.
-	"$PYTHON" -W "ignore::RuntimeWarning:runpy" -m agentchat.server.prosody_config "${args[@]}" >/dev/null ||
+	"$PYTHON" -m agentchat.server.prosody_config "${args[@]}" >/dev/null ||
 		die "could not write the Prosody config (see above)"
 }
 

@@ -8,7 +8,9 @@ one ``assistant`` line per text, ``user`` tool results, and the ``result`` that 
 
 What a user message does (the directive may sit anywhere in the text):
 
-    anything else        one assistant text ``ECHO: <text>``, then the result
+    anything else        one assistant text ``ECHO: <text> @<received> <answered>``, then the result
+                         (monotonic_ns when the message was read from stdin, and just before the
+                         answer was written: the round trip splits into the way in and the way out)
     [[burst:N]]          N assistant texts ``EVT <i> <t>`` written one by one (a write and a flush
                          each), where <t> is time.monotonic_ns() taken just before the write;
                          then the result. CLOCK_MONOTONIC is one clock for every process of the
@@ -109,7 +111,7 @@ class Echo:
 
     # -- turns
 
-    def turn(self, text: str) -> None:
+    def turn(self, text: str, received: int) -> None:
         self.turns += 1
         self.emit(self.init())
         if "[[burst:" in text:
@@ -121,7 +123,7 @@ class Echo:
             reply = self.permission_turn()
             self.emit(self.result(reply, num_turns=2))
         else:
-            reply = f"ECHO: {text}"
+            reply = f"ECHO: {text} @{received} {time.monotonic_ns()}"
             self.emit(self.text(reply))
             self.emit(self.result(reply))
 
@@ -181,6 +183,7 @@ class Echo:
 
     def run(self) -> int:
         for raw in sys.stdin.buffer:
+            received = time.monotonic_ns()
             line = raw.strip()
             if not line:
                 continue
@@ -190,7 +193,7 @@ class Echo:
                 content = message.get("message", {}).get("content")
                 if isinstance(content, list):
                     content = "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
-                self.turn(str(content))
+                self.turn(str(content), received)
             elif kind == "control_request":
                 self.emit({"type": "control_response", "response": {"subtype": "success", "request_id": message.get("request_id"), "response": {}}})
         return 0

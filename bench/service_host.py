@@ -1,0 +1,155 @@
+"""The whole agentchat service in a process of its own, driven over a JSON-lines control channel.
+
+Why a separate process: its RSS is then the service's alone (the measuring client, Prosody and the
+backends, which are the service's children, are other processes), and the client and the service
+do not share an event loop or a GIL, as on a real deployment. Latency is measured from outside,
+with CLOCK_MONOTONIC, which every process of the machine shares.
+
+``python -m bench.service_host SETTINGS.json`` starts the service (timing ``Service.start()``,
+which restores every agent of the state database) and prints one JSON line per event on stdout:
+``{"event": "started", ...}``, then one answer per command read from stdin:
+
+    {"cmd": "create", "count": N, "concurrency": C, "owner": JID, "repo": PATH, "task": TEXT}
+        AgentSupervisor.create() N times, at most C at once; per agent: id, jid, t0_ns, create_ms
+    {"cmd": "stats"}          agents, bots online, backends running, RSS (after gc.collect())
+    {"cmd": "profile_start", "interval": S} / {"cmd": "profile_stop", "path": P}
+        pyinstrument on this process's event loop thread; the text report goes to P
+    {"cmd": "stop"}           Service.stop(), timed; then the process exits
+
+Logging goes to stderr and ``<home>/agentchat.log`` at the configured level, as ``agentchat start``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agentchat.app import Service
+from agentchat.config import Settings
+from agentchat.logs import setup_logging
+
+
+def rss_kb(pid: int | None = None) -> int:
+    """Resident set size of a process in kB (VmRSS), the service's alone: children are not counted."""
+    with open(f"/proc/{pid or os.getpid()}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Host:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.service = Service(settings)
+        self.profiler: Any = None
+
+    def say(self, **answer: Any) -> None:
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+    async def run(self) -> None:
+        started = time.perf_counter()
+        await self.service.start()
+        start_ms = (time.perf_counter() - started) * 1000
+        supervisor = self.service.supervisor
+        assert supervisor is not None
+        self.say(event="started", start_ms=start_ms, restored=len(supervisor.all()), pid=os.getpid(), **self.stats())
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 24)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while line := await reader.readline():
+            command = json.loads(line)
+            name = command.pop("cmd")
+            if name == "stop":
+                break
+            try:
+                answer = await getattr(self, f"cmd_{name}")(**command)
+            except Exception as exc:  # report it to the driver, which fails the benchmark with it
+                answer = {"error": f"{type(exc).__name__}: {exc}"}
+            self.say(**answer)
+        stopping = time.perf_counter()
+        await self.service.stop()
+        self.say(event="stopped", stop_ms=(time.perf_counter() - stopping) * 1000)
+
+    def stats(self) -> dict[str, Any]:
+        supervisor = self.service.supervisor
+        agents = supervisor.all() if supervisor is not None else []
+        online = sum(1 for a in agents if a.chat is not None and getattr(a.chat, "connection").online)
+        gc.collect()
+        return {
+            "agents": len(agents),
+            "online": online,
+            "running": sum(1 for a in agents if a.process_running),
+            "rss_kb": rss_kb(),
+            "threads": len(os.listdir("/proc/self/task")),
+        }
+
+    async def cmd_stats(self) -> dict[str, Any]:
+        return self.stats()
+
+    async def cmd_create(self, count: int, concurrency: int, owner: str, repo: str, task: str | None) -> dict[str, Any]:
+        supervisor = self.service.supervisor
+        assert supervisor is not None
+        gate = asyncio.Semaphore(concurrency)
+
+        async def create_one() -> dict[str, Any]:
+            async with gate:
+                t0 = time.monotonic_ns()
+                created = await supervisor.create(owner, "claude", Path(repo), task)
+                return {"id": created.agent.id, "jid": created.jid, "t0_ns": t0, "create_ms": (time.monotonic_ns() - t0) / 1e6}
+
+        return {"created": await asyncio.gather(*(create_one() for _ in range(count)))}
+
+    async def cmd_profile_start(self, interval: float = 0.0005) -> dict[str, Any]:
+        from pyinstrument import Profiler
+
+        self.profiler = Profiler(interval=interval, async_mode="disabled")
+        self.profiler.start()
+        return {"profiling": True}
+
+    async def cmd_profile_stop(self, path: str) -> dict[str, Any]:
+        profiler, self.profiler = self.profiler, None
+        session = profiler.stop()
+        text = profiler.output_text(unicode=False, color=False, show_all=False)
+        Path(path).write_text(text, encoding="utf-8")
+        Path(path).with_suffix(".pyisession").write_text(json.dumps(session.to_json()), encoding="utf-8")
+        return {"profile": path, "duration_s": session.duration, "samples": session.sample_count}
+
+
+def main() -> None:
+    data = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    home = Path(data.pop("home"))
+    patches = data.pop("benchPatches", [])
+    settings = Settings.model_validate(data)
+    settings.home = home
+    setup_logging(settings.logging.level, home / "agentchat.log")
+    if "sqlite-synchronous-normal" in patches:
+        _what_if_synchronous_normal()
+    asyncio.run(Host(settings).run())
+
+
+def _what_if_synchronous_normal() -> None:
+    """A what-if, never the default: the state database without an fsync per commit (WAL + NORMAL).
+
+    Only used to show what the fsyncs cost; the shipped service uses synchronous=FULL.
+    """
+    from agentchat.store.database import StateStore
+
+    shipped_open = StateStore.open
+
+    async def open_normal(self: StateStore) -> None:
+        await shipped_open(self)
+        await self.db.execute("PRAGMA synchronous=NORMAL")
+
+    StateStore.open = open_normal  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    main()
