@@ -179,10 +179,14 @@ class Agent:
             self._turn_outcome = None
             self.in_turn = True
             self.turn_started_at = time.monotonic()
-            await self._set_status(AgentStatus.WORKING)
-            await self._store.mark_inbound(message.inbound_id, MessageState.SENT)
+            # The backend gets the message before the two commits below: they are bookkeeping (a
+            # restart re-queues whatever is not DONE, SENT or not), and each costs a write.
+            status_changed = self._apply_status(AgentStatus.WORKING)
             try:
                 await self._backend.send(message.text)
+                if status_changed:
+                    await self._save()
+                await self._store.mark_inbound(message.inbound_id, MessageState.SENT)
                 await self._turn_done.wait()
             finally:
                 self.in_turn = False
@@ -271,14 +275,15 @@ class Agent:
                 self.record.total_cost_usd = event.total_cost_usd
             elif event.turn_cost_usd is not None:
                 self.record.total_cost_usd += event.turn_cost_usd
-            await self._save()
         if isinstance(event, ProcessExited):
             await self._process_exited(event)
         elif self.chat is not None:
             await self.chat.show_event(event)
-        if isinstance(event, TurnResult) and self._turn_done is not None:
-            self._turn_outcome = event
-            self._turn_done.set()
+        if isinstance(event, TurnResult):
+            await self._save()  # after the summary went out: the owner need not wait for the commit
+            if self._turn_done is not None:
+                self._turn_outcome = event
+                self._turn_done.set()
 
     async def _process_exited(self, event: ProcessExited) -> None:
         self._slots.release(self)
@@ -293,12 +298,17 @@ class Agent:
             await self._set_status(AgentStatus.STOPPED)
 
     async def _set_status(self, status: AgentStatus) -> None:
+        if self._apply_status(status):
+            await self._save()
+
+    def _apply_status(self, status: AgentStatus) -> bool:
+        """Take the status and tell the chat side at once; False if it is unchanged. Not saved."""
         if self.record.status == status:
-            return
+            return False
         self.record.status = status
-        await self._save()
         if self.chat is not None:
             self.chat.status_changed(status)
+        return True
 
     async def mark_waiting(self, waiting: bool) -> None:
         """The permission side tells us a prompt opened or closed."""

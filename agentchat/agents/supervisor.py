@@ -117,7 +117,10 @@ class AgentSupervisor:
             )
         async with self._lock:
             name = new_agent_name(set(self._agents))
-            record = AgentRecord(id=name, owner=owner, repo=str(repo), backend=backend, session_id=str(uuid.uuid4()))
+            # Idle until its first message: the process starts with the first turn.
+            record = AgentRecord(
+                id=name, owner=owner, repo=str(repo), backend=backend, session_id=str(uuid.uuid4()), status=AgentStatus.IDLE
+            )
             # Reserve the name before the slow steps so two creations never pick the same one.
             agent = self._new_agent(record)
             self._agents[name] = agent

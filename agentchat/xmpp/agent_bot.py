@@ -124,6 +124,8 @@ class AgentBot:
             await self.say(render_turn_summary(event))
         elif isinstance(event, ProcessExited):
             await self.say(render_process_exit(event.exit_code, event.stderr_tail))
+            # The process that asked is gone: its prompts must not stay answerable.
+            self._permissions.deny_all(self.agent.id, "Claude Code exited before the answer.", DecidedBy.KILLED)
         elif isinstance(event, BackendNotice):
             await self.say(f"ℹ️ {event.message}")
 

@@ -164,3 +164,40 @@ async def test_adhoc_provisioner_creates_and_deletes_accounts(prosody, user_clie
                 break
             await asyncio.sleep(0.05)
         assert not await service.provisioner.account_exists(agent_id)
+
+
+async def wait_presence_status(client, jid: str, wanted: str, timeout: float = 10) -> dict:
+    """The agent's presence as the user's client sees it, once its status contains `wanted`."""
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                resources = client.xmpp.client_roster[jid].resources
+                for info in resources.values():
+                    status = info.get("status") or ""
+                    if not seen or seen[-1] != status:
+                        seen.append(status)
+                    if wanted in status:
+                        return info
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"presence of {jid} never showed {wanted!r}; saw {seen}") from None
+
+
+async def test_agent_subscribes_its_owner_and_shows_its_state_in_presence(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        idle = await wait_presence_status(alice, agent, "idle")
+        assert idle["show"] in ("chat", "")
+        await alice.send(agent, "[[sleep:1]] think")
+        await wait_presence_status(alice, agent, "working")
+        await wait_presence_status(alice, agent, "idle")
+        await alice.send(agent, '[[tool:Bash {"command": "true"}]]')
+        waiting = await wait_presence_status(alice, agent, "waiting for permission")
+        assert waiting["show"] == "dnd"
+        await alice.send(agent, "yes")
+        await wait_presence_status(alice, agent, "idle")
+        assert alice.xmpp.client_roster[agent]["subscription"] == "both"
