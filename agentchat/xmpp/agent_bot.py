@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from slixmpp.stanza import Message
@@ -75,6 +76,9 @@ class AgentBot:
         self._prompt_messages: dict[str, str] = {}  # outgoing stanza id -> permission request id
         self._composing: asyncio.Task[None] | None = None
         self._kill_task: asyncio.Task[object] | None = None
+        # Outgoing text waiting to be written to the history, and the one task writing it.
+        self._history: deque[str] = deque()
+        self._history_writer: asyncio.Task[None] | None = None
         self.connection = BotConnection(
             jid,
             password,
@@ -96,6 +100,9 @@ class AgentBot:
     async def close(self) -> None:
         self._stop_composing()
         await self.connection.stop()
+        if self._history_writer is not None:
+            # Let the history catch up: the store closes (or the agent's rows go) after the bots.
+            await asyncio.wait({self._history_writer}, timeout=5)
 
     # output
 
@@ -103,10 +110,21 @@ class AgentBot:
         """Send text to the owner: styled, split below the stanza size limit, persisted."""
         for chunk in split_message(text):
             self.connection.send_chat(self.owner, chunk)
-        try:
-            await self._store.record_outbound(self.agent.id, text)
-        except Exception as exc:  # history is a convenience; the message itself went out
-            log.warning("agent %s: history not saved: %s", self.agent.id, exc)
+        # Written behind the chat, in order: a commit per message must not hold up the next event
+        # (a burst of 1000 events took seconds with the write awaited here; bench/README).
+        self._history.append(text)
+        if self._history_writer is None or self._history_writer.done():
+            self._history_writer = asyncio.get_running_loop().create_task(
+                self._write_history(), name=f"history:{self.agent.id}"
+            )
+
+    async def _write_history(self) -> None:
+        while self._history:
+            text = self._history.popleft()
+            try:
+                await self._store.record_outbound(self.agent.id, text)
+            except Exception as exc:  # history is a convenience; the message itself went out
+                log.warning("agent %s: history not saved: %s", self.agent.id, exc)
 
     async def notify(self, text: str) -> None:
         await self.say(text)
