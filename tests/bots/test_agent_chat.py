@@ -201,3 +201,39 @@ async def test_agent_subscribes_its_owner_and_shows_its_state_in_presence(prosod
         await alice.send(agent, "yes")
         await wait_presence_status(alice, agent, "idle")
         assert alice.xmpp.client_roster[agent]["subscription"] == "both"
+
+
+async def test_a_duplicate_stanza_is_processed_once(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        for _ in range(2):  # a client resending after a flaky link: same id, same text
+            message = alice.xmpp.make_message(mto=agent, mbody="only once please", mtype="chat")
+            message["id"] = "dup-0001"
+            message.send()
+        await alice.send(agent, "and then this")
+        await alice.expect("MOCK_REPLY: and then this", from_=agent, timeout=20)
+        replies = [m.body for m in alice.messages if m.body == "MOCK_REPLY: only once please"]
+        assert replies == ["MOCK_REPLY: only once please"]
+
+
+async def test_a_command_backend_is_an_agent_too(prosody, user_client, tmp_path: Path) -> None:
+    shout = {"label": "Shouter", "command": ["sh", "-c", "tr a-z A-Z"], "promptVia": "stdin"}
+    settings = service_settings(prosody, tmp_path, agents={"commandBackends": {"shout": shout}})
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        manager = settings.manager_jid
+        await alice.send(manager, "new")
+        choices = await alice.expect("Which type?", from_=manager)
+        assert "1. Claude Code" in choices.body and "2. Shouter" in choices.body
+        await alice.send(manager, "shouter")
+        await alice.expect("Which repository?", from_=manager)
+        await alice.send(manager, "2")
+        await alice.expect("first task", from_=manager)
+        await alice.send(manager, "hello there")
+        agent = (await alice.expect("created. Chat at", from_=manager, timeout=20)).body.split()[-1]
+        await alice.expect("HELLO THERE", from_=agent, timeout=20)
+        await alice.expect("✅ Done", from_=agent, timeout=20)
