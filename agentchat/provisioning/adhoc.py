@@ -13,7 +13,7 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
 from agentchat.errors import ProvisioningError
-from agentchat.provisioning.base import AccountExists, AccountMissing, Provisioner, check_password, check_username
+from agentchat.provisioning.base import AccountExists, AccountMissing, Provisioner, check_password
 
 log = logging.getLogger(__name__)
 

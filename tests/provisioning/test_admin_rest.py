@@ -115,7 +115,7 @@ async def test_http_status_codes_match_upstream(prosody: ProsodyServer, user_cli
 async def test_unreachable_server_is_a_provisioning_error(prosody: ProsodyServer) -> None:
     url = "http://127.0.0.1:9/admin_rest"  # discard port: nothing listens
     async with AdminRestProvisioner(url, prosody.domain, prosody.admin_jid, "pw", timeout=2) as p:
-        with pytest.raises(ProvisioningError, match="cannot reach") as caught:
+        with pytest.raises(ProvisioningError, match="cannot reach"):
             await p.create_account("someone", "pw")
     assert "pw" not in repr(p)
 

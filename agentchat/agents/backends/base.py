@@ -6,6 +6,7 @@ The chat side only ever sees these events; nothing here knows about XMPP.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,36 @@ class ProcessExited(AgentEvent):
     expected: bool = False
     # The CLI did not know the session it was asked to resume ("No conversation found").
     session_not_found: bool = False
+
+
+class EventChannel:
+    """A backend's ordered event stream: its tasks emit(), one consumer iterates.
+
+    close() ends the iteration once everything emitted before it was delivered; reopen()
+    (on a restart) lets a new iteration carry on from there.
+    """
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[AgentEvent | None] = asyncio.Queue()
+        self._closed = False
+
+    def emit(self, event: AgentEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def reopen(self) -> None:
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.put_nowait(None)  # wakes a consumer waiting on an empty queue
+
+    async def stream(self) -> AsyncIterator[AgentEvent]:
+        while True:
+            if self._closed and self._queue.empty():
+                return
+            item = await self._queue.get()
+            if item is not None:
+                yield item
 
 
 @dataclass

@@ -22,6 +22,7 @@ from agentchat.agents.backends.base import (
     AgentEvent,
     AssistantText,
     BackendSpec,
+    EventChannel,
     ProcessExited,
     SessionStarted,
     TurnResult,
@@ -36,12 +37,6 @@ MAX_OUTPUT_BYTES = 16 * 1024 * 1024
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARS = 4096
 
-
-class _Wakeup:
-    """Put on the event queue by stop() so that a waiting events() iterator notices the end."""
-
-
-_WAKEUP = _Wakeup()
 
 
 @dataclass(eq=False)
@@ -99,9 +94,8 @@ class CommandBackend(AgentBackend):
         self._spec = spec
         self._settings = settings
         self._kill_grace = kill_grace
-        self._events: asyncio.Queue[AgentEvent | _Wakeup] = asyncio.Queue()
+        self._events = EventChannel()
         self._running = False
-        self._closed = False
         self._run: _Run | None = None
         self._started_once = False
 
@@ -127,7 +121,7 @@ class CommandBackend(AgentBackend):
         if not await asyncio.to_thread(self._spec.cwd.is_dir):
             raise BackendError(f"{self._settings.label}: the repository {self._spec.cwd} does not exist")
         self._running = True
-        self._closed = False
+        self._events.reopen()
         if not self._started_once:
             self._started_once = True
             self._emit(SessionStarted(session_id=self._spec.session_id, model=None, cwd=str(self._spec.cwd)))
@@ -154,18 +148,11 @@ class CommandBackend(AgentBackend):
             await self.interrupt()
             self._emit(ProcessExited(exit_code=None, expected=True))
         # Only now, with everything queued, may events() end.
-        self._closed = True
-        self._events.put_nowait(_WAKEUP)
+        self._events.close()
 
-    async def events(self) -> AsyncIterator[AgentEvent]:
+    def events(self) -> AsyncIterator[AgentEvent]:
         """Every event in order; ends once stop() has run and all is delivered."""
-        while True:
-            if self._closed and self._events.empty():
-                return
-            item = await self._events.get()
-            if isinstance(item, _Wakeup):
-                continue
-            yield item
+        return self._events.stream()
 
     # --- one message
 
@@ -250,7 +237,7 @@ class CommandBackend(AgentBackend):
             await output.exited.wait()
 
     def _emit(self, event: AgentEvent) -> None:
-        self._events.put_nowait(event)
+        self._events.emit(event)
 
 
 def _tail(text: str) -> str:

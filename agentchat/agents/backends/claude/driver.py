@@ -30,6 +30,7 @@ from agentchat.agents.backends.base import (
     AssistantText,
     BackendNotice,
     BackendSpec,
+    EventChannel,
     ProcessExited,
     SessionStarted,
     ToolResult,
@@ -79,12 +80,6 @@ STDERR_TAIL_CHARS = 4096
 # Undecodable lines reported to the chat per process; the rest are only logged.
 MAX_REPORTED_PROBLEMS = 5
 
-
-class _Wakeup:
-    """Put on the event queue by stop() so that a waiting events() iterator notices the end."""
-
-
-_WAKEUP = _Wakeup()
 
 
 class _AgentLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -205,9 +200,8 @@ class ClaudeCodeBackend(AgentBackend):
         self._interrupt_timeout = interrupt_timeout
         self._drain_timeout = drain_timeout
         self._log = _AgentLog(log, {"agent_id": spec.agent_id})
-        self._events: asyncio.Queue[AgentEvent | _Wakeup] = asyncio.Queue()
+        self._events = EventChannel()
         self._run: _Run | None = None
-        self._closed = False
         self._session_id = spec.session_id
         # Whether the CLI already holds this session: then a (re)start must --resume it.
         self._session_exists = spec.resume
@@ -256,7 +250,7 @@ class ClaudeCodeBackend(AgentBackend):
             raise BackendError(f"cannot start Claude Code ({binary}) in {self._spec.cwd}: {exc.strerror or exc}") from exc
         run.transport = transport
         self._run = run
-        self._closed = False
+        self._events.reopen()
         run.supervisor = asyncio.create_task(self._supervise(run), name=f"claude-supervisor-{self._spec.agent_id}")
 
     async def send(self, text: str) -> None:
@@ -286,18 +280,11 @@ class ClaudeCodeBackend(AgentBackend):
             # Shielded: a caller cancelled mid-stop must not leave the process half ended.
             await asyncio.shield(run.shutdown)
         # Only now, with ProcessExited queued, may events() end.
-        self._closed = True
-        self._events.put_nowait(_WAKEUP)
+        self._events.close()
 
-    async def events(self) -> AsyncIterator[AgentEvent]:
+    def events(self) -> AsyncIterator[AgentEvent]:
         """Every event in order, across restarts; ends once stop() has run and all is delivered."""
-        while True:
-            if self._closed and self._events.empty():
-                return
-            item = await self._events.get()
-            if isinstance(item, _Wakeup):
-                continue
-            yield item
+        return self._events.stream()
 
     # --- process start
 
@@ -399,7 +386,7 @@ class ClaudeCodeBackend(AgentBackend):
     # --- output
 
     def _emit(self, event: AgentEvent) -> None:
-        self._events.put_nowait(event)
+        self._events.emit(event)
 
     def _notice(self, message: str) -> None:
         self._emit(BackendNotice(message))

@@ -1,0 +1,102 @@
+"""The service itself SIGKILLed mid-turn and started again, as a real process (`python -m agentchat start`).
+
+What must hold: the state file is intact, the agent comes back and resumes its session, the CLI
+process the dead run left behind is ended by the new run, and what the owner wrote while the service
+was down is answered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from agentchat.agents.supervisor import AGENT_ID_ENV
+from tests.faults.service_process import ServiceProcess, service_config
+from tests.faults.support import process_alive, processes_with_env, record_figures, wait_until
+from tests.support.service import FAKE_CLAUDE, create_agent, make_repositories
+
+pytestmark = pytest.mark.slow
+
+DOWNTIME_MESSAGES = 5
+# Long enough to outlive the service's restart: the CLI it leaves behind is still busy then.
+TURN = 6
+
+
+def fake_cli_log(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+
+
+async def test_service_sigkill_mid_turn_and_restart(prosody, user_client, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    make_repositories(home / "work")
+    cli_log = tmp_path / "fake-claude.jsonl"
+    claude = {"path": str(FAKE_CLAUDE), "env": {"HOME": str(home / "claude-home"), "FAKE_CLAUDE_LOG": str(cli_log)}}
+    service = ServiceProcess(home, service_config(prosody, home, agents={"claude": claude}))
+    manager = prosody.manager_jid
+    agent_id = ""
+    try:
+        await service.start()
+        alice = await user_client("alice")
+        agent_id, agent_jid = await create_agent(alice, manager, task="remember the word pelican")
+        await alice.expect("✅ Done", from_=agent_jid, timeout=20)
+        await alice.send(agent_jid, f"[[sleep:{TURN}]] long job")
+        await wait_until(lambda: "long job" in fake_cli_log(cli_log), 10, "the CLI got the long job")
+        [orphan] = processes_with_env(AGENT_ID_ENV, agent_id)
+
+        killed_at = time.monotonic()
+        assert await service.kill(signal.SIGKILL) == -signal.SIGKILL
+        # The crash leaves the CLI behind, in its own process group, still working.
+        assert process_alive(orphan) and os.getpgid(orphan) == orphan
+
+        downtime = [f"written while the service was down {n}" for n in range(DOWNTIME_MESSAGES)]
+        for text in downtime:
+            await alice.send(agent_jid, text)
+        await alice.send(manager, "list")
+
+        restart_at = time.monotonic()
+        await service.start()
+        started_in = time.monotonic() - restart_at
+        # The new run ends the old run's CLI before anything else.
+        assert not process_alive(orphan), "the CLI of the killed run is still alive"
+        assert processes_with_env(AGENT_ID_ENV, agent_id) == [] or orphan not in processes_with_env(AGENT_ID_ENV, agent_id)
+
+        await alice.expect("restarted", from_=agent_jid, timeout=20)
+        listing = await alice.expect("Your agents", from_=manager, timeout=20)
+        assert agent_id in listing.body
+        # The interrupted message is run again (it never got its answer), then the downtime ones.
+        await alice.expect(f"MOCK_REPLY: [[sleep:{TURN}]] long job", from_=agent_jid, timeout=TURN + 20)
+        for text in downtime:
+            await alice.expect(f"MOCK_REPLY: {text}", from_=agent_jid, timeout=20)
+        answered_at = time.monotonic()
+        await alice.send(agent_jid, "[[recall]]")
+        recall = await alice.expect("MOCK_HISTORY", from_=agent_jid, timeout=20)
+        assert "pelican" in recall.body  # the same Claude session, resumed
+
+        await service.stop()
+        with sqlite3.connect(home / "state.db") as db:
+            assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+            states = dict(db.execute("SELECT state, COUNT(*) FROM inbound GROUP BY state").fetchall())
+        assert set(states) == {"done"}, states
+        record_figures(
+            "service_sigkill",
+            downtime_messages_sent=len(downtime) + 1,
+            downtime_messages_answered=len(downtime) + 1,
+            restart_s=round(started_in, 2),
+            all_answered_after_kill_s=round(answered_at - killed_at, 2),
+        )
+    finally:
+        await service.stop()
+        # A failed run must not leave fake CLIs behind.
+        if agent_id:
+            for pid in processes_with_env(AGENT_ID_ENV, agent_id):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
