@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 import signal
 import uuid
 from pathlib import Path
@@ -30,6 +32,11 @@ from agentchat.xmpp.connection import BotConnection
 
 log = logging.getLogger("agentchat")
 
+# Environment variables whose values are credentials (ANTHROPIC_API_KEY, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY…),
+# not where they are kept (…_KEY_FILE); short values are settings, and masking them would garble text.
+_SECRET_ENV_NAME = re.compile(r"(?i)(key|token|secret|password|passwd|credential)(?!.*_(path|file|dir)$)")
+_SECRET_MIN_LENGTH = 16
+
 
 class Service:
     """Owns every long-lived piece; start() and stop() run in a fixed order."""
@@ -40,6 +47,12 @@ class Service:
         for secret in (settings.xmpp.admin_password, settings.manager.password):
             if secret is not None:
                 register_secret(secret.get_secret_value())
+        # The CLIs get these (ours by inheritance, their own from the config) and may print them on stderr.
+        for environment in (os.environ, settings.agents.claude.env,
+                            *(backend.env for backend in settings.agents.command_backends.values())):
+            for name, value in environment.items():
+                if _SECRET_ENV_NAME.search(name) and len(value) >= _SECRET_MIN_LENGTH:
+                    register_secret(value)
         self.store = StateStore(settings.home / "state.db")
         self.permissions = PermissionRegistry(
             settings.mcp.permission_timeout / 1000, AuditLog(settings.home / "audit.jsonl")
@@ -53,6 +66,9 @@ class Service:
         self.manager: ManagerBot | None = None
         self._tokens: dict[str, str] = {}
         self._stopped = asyncio.Event()
+        # Set once the agents of the last run are back: until then the manager's answers
+        # ("list", "kill <id>") would not know them.
+        self._restored = asyncio.Event()
 
     async def start(self) -> None:
         settings = self.settings
@@ -88,6 +104,7 @@ class Service:
         self.provisioner = self._make_provisioner()
         self.supervisor.provisioner = self.provisioner
         restored = await self.supervisor.restore()
+        self._restored.set()
         for agent in restored:
             if agent.chat is not None:
                 await agent.chat.notify(
@@ -130,11 +147,17 @@ class Service:
     def _manager_connection(self, *, on_message):  # type: ignore[no-untyped-def]
         settings = self.settings
         assert settings.manager.password is not None
+
+        async def after_restore(msg):  # type: ignore[no-untyped-def]
+            # Messages that arrive while the agents are restored wait (in order), not answered wrongly.
+            await self._restored.wait()
+            await on_message(msg)
+
         return BotConnection(
             settings.manager_jid,
             settings.manager.password.get_secret_value(),
             settings.xmpp,
-            on_message=on_message,
+            on_message=after_restore,
             extra_plugins=("xep_0004", "xep_0050"),
         )
 

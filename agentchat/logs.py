@@ -18,7 +18,8 @@ class SecretFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self._secrets: set[str] = set()
-        self._lock = threading.Lock()
+        # Reentrant: a finalizer run by the garbage collector inside scrub() may log too.
+        self._lock = threading.RLock()
 
     def add(self, secret: str | None) -> None:
         # Very short strings would mask ordinary words; our secrets are long random strings.

@@ -15,6 +15,8 @@ What a user message does (the directive may sit anywhere in the text):
                          each), where <t> is time.monotonic_ns() taken just before the write;
                          then the result. CLOCK_MONOTONIC is one clock for every process of the
                          machine, so the receiver can subtract it from its own monotonic_ns().
+    [[burst:N:MS]]       the same, MS milliseconds of quiet before each event (an event in the
+                         middle of a turn, once the turn's start has been announced)
     [[perm]]             a Write tool use, then the permission tool is called over MCP exactly as
                          the CLI does (--permission-prompt-tool / --mcp-config); the tool result,
                          then the text ``PERM <decision> <t_call> <t_answer>`` (monotonic_ns
@@ -115,8 +117,11 @@ class Echo:
         self.turns += 1
         self.emit(self.init())
         if "[[burst:" in text:
-            count = int(text.split("[[burst:", 1)[1].split("]]", 1)[0])
+            count, _, pause = text.split("[[burst:", 1)[1].split("]]", 1)[0].partition(":")
+            count = int(count)
             for index in range(count):
+                if pause:
+                    time.sleep(int(pause) / 1000)
                 self.emit(self.text(f"EVT {index} {time.monotonic_ns()}"))
             self.emit(self.result(f"burst of {count}"))
         elif "[[perm]]" in text:

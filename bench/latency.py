@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
+import time
 from typing import Any
 
 from bench.client import BenchClient, Collector
@@ -63,6 +65,12 @@ async def round_trip(
     return result
 
 
+# Quiet before a single event (on both sides, baseline too): the turn's start (presence,
+# "composing", commits) is over by then, as it is for every event but the first of a real turn
+# (that one is the round trip's way back).
+SINGLE_EVENT_PAUSE_MS = 20
+
+
 async def event_latency(
     client: BenchClient, to: str, singles: int, burst: int, *, agent: bool, timeout: float = 60
 ) -> dict[str, Any]:
@@ -70,7 +78,9 @@ async def event_latency(
     ``singles`` turns of one event each, then one turn of ``burst`` events back to back."""
 
     def request(count: int) -> str:
-        return f"[[burst:{count}]]" if agent else f"BURST {count}"
+        if not agent:
+            return f"BURST {count} {SINGLE_EVENT_PAUSE_MS}" if count == 1 else f"BURST {count}"
+        return f"[[burst:{count}:{SINGLE_EVENT_PAUSE_MS}]]" if count == 1 else f"[[burst:{count}]]"
 
     single: list[float] = []
     for _ in range(singles):
@@ -103,6 +113,29 @@ async def event_latency(
         "burst_rate": burst / span_s if span_s > 0 else float("nan"),
         "burst_in_order": order == sorted(order),
     }
+
+
+_PIPE_WRITER = (
+    "import sys, time\n"
+    "for _ in range(int(sys.argv[1])):\n"
+    "    time.sleep(int(sys.argv[2]) / 1000)\n"
+    "    sys.stdout.write(f'{time.monotonic_ns()}\\n'); sys.stdout.flush()\n"
+)
+
+
+async def pipe_hop(count: int, pause_ms: int = SINGLE_EVENT_PAUSE_MS) -> dict[str, Any]:
+    """The floor of the backend → service hop: a child writes stamped lines to a pipe, with the
+    single events' pause before each, and this event loop reads them (as the service reads its
+    backends'). ms from the write to the line in hand."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-S", "-c", _PIPE_WRITER, str(count), str(pause_ms), stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    hops = []
+    while line := await process.stdout.readline():
+        hops.append((time.monotonic_ns() - int(line)) / 1e6)
+    await process.wait()
+    return summarize(hops)
 
 
 async def permission_round_trip(client: BenchClient, agent: str, count: int, warmup: int, timeout: float = 30) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class Host:
         self.service = Service(settings)
         self.profiler: Any = None
 
-    def say(self, **answer: Any) -> None:
+    def say(self, answer: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
 
@@ -60,7 +60,16 @@ class Host:
         start_ms = (time.perf_counter() - started) * 1000
         supervisor = self.service.supervisor
         assert supervisor is not None
-        self.say(event="started", start_ms=start_ms, restored=len(supervisor.all()), pid=os.getpid(), **self.stats())
+        self.say({"event": "started", "start_ms": start_ms, "restored": len(supervisor.all()), "pid": os.getpid(),
+                  "manager": self.settings.manager_jid, **self.stats()})  # fmt: skip
+        try:
+            await self.serve_commands()
+        finally:
+            stopping = time.perf_counter()
+            await self.service.stop()
+            self.say({"event": "stopped", "stop_ms": (time.perf_counter() - stopping) * 1000})
+
+    async def serve_commands(self) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=1 << 24)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -68,15 +77,12 @@ class Host:
             command = json.loads(line)
             name = command.pop("cmd")
             if name == "stop":
-                break
+                return
             try:
                 answer = await getattr(self, f"cmd_{name}")(**command)
             except Exception as exc:  # report it to the driver, which fails the benchmark with it
                 answer = {"error": f"{type(exc).__name__}: {exc}"}
-            self.say(**answer)
-        stopping = time.perf_counter()
-        await self.service.stop()
-        self.say(event="stopped", stop_ms=(time.perf_counter() - stopping) * 1000)
+            self.say(answer)
 
     def stats(self) -> dict[str, Any]:
         supervisor = self.service.supervisor
@@ -114,13 +120,46 @@ class Host:
         self.profiler.start()
         return {"profiling": True}
 
-    async def cmd_profile_stop(self, path: str) -> dict[str, Any]:
+    async def cmd_profile_stop(self, path: str, top: int = 15) -> dict[str, Any]:
         profiler, self.profiler = self.profiler, None
         session = profiler.stop()
-        text = profiler.output_text(unicode=False, color=False, show_all=False)
-        Path(path).write_text(text, encoding="utf-8")
-        Path(path).with_suffix(".pyisession").write_text(json.dumps(session.to_json()), encoding="utf-8")
-        return {"profile": path, "duration_s": session.duration, "samples": session.sample_count}
+        Path(path).write_text(profiler.output_text(unicode=False, color=False, show_all=False), encoding="utf-8")
+        return {"profile": path, "duration_s": session.duration, "samples": session.sample_count,
+                **summarize_profile(session.root_frame(), top)}  # fmt: skip
+
+
+def summarize_profile(root: Any, top: int) -> dict[str, Any]:
+    """Seconds per function of the event loop thread: self time (where the CPU goes) and inclusive
+    time of agentchat's own functions; the time the loop sat idle in select() is apart."""
+    own: dict[str, float] = {}
+    inclusive: dict[str, float] = {}
+    idle = 0.0
+
+    def name(frame: Any) -> str:
+        return f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
+
+    def walk(frame: Any, stack: frozenset[str]) -> None:
+        nonlocal idle
+        for child in frame.children:
+            if child.function == "select" and "selectors" in (child.file_path or ""):
+                idle += child.time  # the loop waiting for I/O
+                continue
+            if child.is_synthetic:
+                own[name(frame)] = own.get(name(frame), 0.0) + child.time
+                continue
+            key = name(child)
+            if "agentchat" in (child.file_path or "") and key not in stack:
+                inclusive[key] = inclusive.get(key, 0.0) + child.time
+            walk(child, stack | {key})
+
+    if root is not None:
+        walk(root, frozenset())
+    total = root.time if root is not None else 0.0
+
+    def ranked(table: dict[str, float]) -> list[list[Any]]:
+        return [[key, seconds] for key, seconds in sorted(table.items(), key=lambda kv: -kv[1])[:top]]
+
+    return {"total_s": total, "idle_s": idle, "self_time": ranked(own), "agentchat_inclusive": ranked(inclusive)}
 
 
 def main() -> None:

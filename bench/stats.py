@@ -29,20 +29,20 @@ def summarize(values: Iterable[float]) -> dict[str, float]:
     return summary
 
 
-def median_of_runs(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The per-key median of several runs' summaries (numbers only; other keys from the first run)."""
+def median_of_runs(runs: Sequence[Any]) -> Any:
+    """The median of several runs' results, figure by figure: nested dicts are walked, numbers
+    give their median, booleans hold if they held in every run, anything else is the first run's."""
     if not runs:
         return {}
-    merged: dict[str, Any] = {}
-    for key, first in runs[0].items():
-        values = [run[key] for run in runs if key in run]
-        if isinstance(first, bool) or not isinstance(first, (int, float)):
-            merged[key] = first
-        elif all(isinstance(v, (int, float)) and not math.isnan(v) for v in values):
-            merged[key] = statistics.median(values)
-        else:
-            merged[key] = math.nan
-    return merged
+    first = runs[0]
+    if isinstance(first, Mapping):
+        return {key: median_of_runs([run[key] for run in runs if isinstance(run, Mapping) and key in run]) for key in first}
+    if isinstance(first, bool):
+        return all(bool(run) for run in runs)
+    if isinstance(first, (int, float)):
+        values = [float(v) for v in runs if isinstance(v, (int, float)) and not math.isnan(v)]
+        return statistics.median(values) if values else math.nan
+    return first
 
 
 def ratio(numerator: float, denominator: float) -> float:

@@ -56,11 +56,13 @@ class Submitted:
     # How many messages wait before this one (0: it starts now, or right after the current turn).
     ahead: int = 0
     busy: bool = False
+    # Why the message could not be saved (the disk is full…); it is handled from memory all the same.
+    save_error: str | None = None
 
 
 @dataclass
 class _QueuedMessage:
-    inbound_id: int
+    inbound_id: int | None  # None: never saved (the store refused it)
     text: str
 
 
@@ -93,6 +95,8 @@ class Agent:
         self.in_turn = False
         self.turn_started_at: float | None = None
         self.waiting_for_slot = False
+        # Set while _discard_backend() ends the process and cleans up after it (the slot is held until then).
+        self._discarding: asyncio.Event | None = None
 
     @property
     def id(self) -> str:
@@ -134,13 +138,20 @@ class Agent:
 
     async def submit(self, text: str, stanza_id: str | None) -> Submitted:
         """Record the message (so a crash cannot lose it), then queue it for the next turn."""
-        inbound_id = await self._store.record_inbound(self.id, stanza_id, text)
-        if inbound_id is None:
-            return Submitted(duplicate=True)
+        save_error: str | None = None
+        try:
+            inbound_id = await self._store.record_inbound(self.id, stanza_id, text)
+        except StateError as exc:
+            # Keep serving: the message is handled from memory; only a crash before its turn loses it.
+            log.error("agent %s: message kept in memory only: %s", self.id, exc)
+            inbound_id, save_error = None, str(exc)
+        else:
+            if inbound_id is None:
+                return Submitted(duplicate=True)
         ahead = self._queue.qsize()
         busy = self.in_turn or self.waiting_for_slot
         self._queue.put_nowait(_QueuedMessage(inbound_id, text))
-        return Submitted(ahead=ahead, busy=busy)
+        return Submitted(ahead=ahead, busy=busy, save_error=save_error)
 
     async def interrupt(self) -> bool:
         """Stop the running turn (the process and session stay); False when nothing runs."""
@@ -173,11 +184,17 @@ class Agent:
 
     async def _run_turn(self, message: _QueuedMessage) -> None:
         for attempt in range(2):
-            await self._ensure_process()
+            # Busy from here on: while its process starts, the agent holds a slot without a process,
+            # and must not look idle to ProcessSlots (stopping it frees nothing: acquire() spun forever).
+            self.in_turn = True
+            try:
+                await self._ensure_process()
+            except BaseException:
+                self.in_turn = False
+                raise
             assert self._backend is not None
             self._turn_done = asyncio.Event()
             self._turn_outcome = None
-            self.in_turn = True
             self.turn_started_at = time.monotonic()
             # The backend gets the message before the two commits below: they are bookkeeping (a
             # restart re-queues whatever is not DONE, SENT or not), and each costs a write.
@@ -186,7 +203,7 @@ class Agent:
                 await self._backend.send(message.text)
                 if status_changed:
                     await self._save()
-                await self._store.mark_inbound(message.inbound_id, MessageState.SENT)
+                await self._mark(message, MessageState.SENT)
                 await self._turn_done.wait()
             finally:
                 self.in_turn = False
@@ -201,7 +218,16 @@ class Agent:
         await self._set_status(AgentStatus.IDLE if self.process_running else AgentStatus.STOPPED)
 
     async def _finish_message(self, message: _QueuedMessage) -> None:
-        await self._store.mark_inbound(message.inbound_id, MessageState.DONE)
+        await self._mark(message, MessageState.DONE)
+
+    async def _mark(self, message: _QueuedMessage, state: MessageState) -> None:
+        if message.inbound_id is None:
+            return
+        try:
+            await self._store.mark_inbound(message.inbound_id, state)
+        except StateError as exc:
+            # Bookkeeping: the worker must go on (at worst a restart runs the message again).
+            log.error("agent %s: %s", self.id, exc)
 
     async def _start_fresh_session(self) -> None:
         self.record.session_id = str(uuid.uuid4())
@@ -211,6 +237,10 @@ class Agent:
             await self.chat.notify("🆕 The previous Claude session no longer exists; starting a fresh one.")
 
     async def _ensure_process(self) -> None:
+        if self._discarding is not None:
+            # The last process is still being ended (to make room for another agent): its clean-up
+            # (slot, pump, turn) must be over before a new one starts, or it would hit the new one.
+            await self._discarding.wait()
         if self.process_running:
             return
         if self._backend is not None:
@@ -236,21 +266,32 @@ class Agent:
         """End the backend process, if any, and free its slot."""
         if self._backend is not None:
             await self._discard_backend()
+        elif self._discarding is not None:
+            # Already ending (two agents picked this one to make room): wait until its slot is
+            # free. Returning at once made ProcessSlots.acquire() spin without ever yielding.
+            await self._discarding.wait()
         if self.record.status != AgentStatus.KILLED:
             await self._set_status(status)
 
     async def _discard_backend(self) -> None:
         backend, self._backend = self._backend, None
-        if backend is not None:
-            await backend.stop()
-            self._slots.release(self)
-        if self._pump is not None:
-            self._pump.cancel()
-            await asyncio.gather(self._pump, return_exceptions=True)
-            self._pump = None
-        if self._turn_done is not None:
-            self._turn_done.set()
-        self.record.pid = None
+        discarding = self._discarding = asyncio.Event()
+        try:
+            if backend is not None:
+                try:
+                    await backend.stop()
+                finally:
+                    self._slots.release(self)
+            if self._pump is not None:
+                self._pump.cancel()
+                await asyncio.gather(self._pump, return_exceptions=True)
+                self._pump = None
+            if self._turn_done is not None:
+                self._turn_done.set()
+            self.record.pid = None
+        finally:
+            self._discarding = None
+            discarding.set()
 
     async def _pump_events(self, backend: AgentBackend) -> None:
         async for event in backend.events():

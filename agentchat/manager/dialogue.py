@@ -70,7 +70,7 @@ class NewAgentDialogue:
 
     async def _choose_type(self, word: str) -> Reply:
         chosen = None
-        if word.isdigit() and 1 <= int(word) <= len(self.backends):
+        if word.isdecimal() and 1 <= int(word) <= len(self.backends):
             chosen = self.backends[int(word) - 1][0]
         else:
             for kind, label in self.backends:

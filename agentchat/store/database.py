@@ -5,6 +5,8 @@ Every change is one transaction, so a kill -9 at any moment leaves either the ol
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
 import time
@@ -50,6 +52,15 @@ CREATE TABLE IF NOT EXISTS outbound (
 );
 """
 
+async def _abandon(connection: aiosqlite.Connection) -> None:
+    """Close a connection that failed to open and let aiosqlite's thread end while the loop runs:
+    the thread reports into the loop, and once the loop is closed it prints a traceback instead."""
+    with contextlib.suppress(sqlite3.Error, ValueError):  # it may never have opened
+        await connection.close()
+    # aiosqlite does not expose its worker thread.
+    await asyncio.to_thread(connection._thread.join, 5)
+
+
 _AGENT_COLUMNS = (
     "id, owner, repo, backend, session_id, status, session_started, created_at, last_active, "
     "total_cost_usd, turns, pid"
@@ -64,15 +75,20 @@ class StateStore:
         self._db: aiosqlite.Connection | None = None
 
     async def open(self) -> None:
+        connection: aiosqlite.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            connection = aiosqlite.connect(self.path, isolation_level=None)
+            self._db = await connection
             await self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a committed transaction survives power loss too; the cost is small at chat rates.
             await self._db.execute("PRAGMA synchronous=FULL")
             await self._db.execute("PRAGMA busy_timeout=5000")
             await self._db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
+            self._db = None
+            if connection is not None:
+                await _abandon(connection)
             raise StateError(f"cannot open the state database {self.path}: {exc}") from exc
 
     async def close(self) -> None:

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 # Gajim drops a remote "composing" after 30 s, Dino after 60 s: refresh well before.
 COMPOSING_REFRESH = 25.0
+QUEUE_NOTICE_INTERVAL = 10.0
 
 PRESENCE = {
     AgentStatus.STARTING: ("starting", None),
@@ -75,7 +76,10 @@ class AgentBot:
         self._refused: set[str] = set()
         self._prompt_messages: dict[str, str] = {}  # outgoing stanza id -> permission request id
         self._composing: asyncio.Task[None] | None = None
+        # Whether "composing" is the last chat state the owner saw: each of our messages says "active".
+        self._composing_shown = False
         self._kill_task: asyncio.Task[object] | None = None
+        self._last_queue_notice = float("-inf")
         # Outgoing text waiting to be written to the history, and the one task writing it.
         self._history: deque[str] = deque()
         self._history_writer: asyncio.Task[None] | None = None
@@ -110,8 +114,9 @@ class AgentBot:
         """Send text to the owner: styled, split below the stanza size limit, persisted."""
         for chunk in split_message(text):
             self.connection.send_chat(self.owner, chunk)
+            self._composing_shown = False
         # Written behind the chat, in order: a commit per message must not hold up the next event
-        # (a burst of 1000 events took seconds with the write awaited here; bench/README).
+        # (a burst of 1000 events took seconds with the write awaited here: docs/performance.md).
         self._history.append(text)
         if self._history_writer is None or self._history_writer.done():
             self._history_writer = asyncio.get_running_loop().create_task(
@@ -163,11 +168,14 @@ class AgentBot:
         if self._composing is not None and not self._composing.done():
             self._composing.cancel()
             self._composing = None
-            self.connection.send_chat_state(self.owner, "active")
+            if self._composing_shown:  # else a message of ours already said "active"
+                self.connection.send_chat_state(self.owner, "active")
+                self._composing_shown = False
 
     async def _keep_composing(self) -> None:
         while True:
             self.connection.send_chat_state(self.owner, "composing")
+            self._composing_shown = True
             await asyncio.sleep(COMPOSING_REFRESH)
 
     # permission prompts (PromptListener)
@@ -179,6 +187,7 @@ class AgentBot:
         for chunk in split_message(text):
             stanza_id = self.connection.send_chat(self.owner, chunk, receipt=True)
             self._prompt_messages[stanza_id] = request.request_id
+            self._composing_shown = False
         await self.agent.mark_waiting(True)
 
     async def prompt_timed_out(self, request: PermissionRequest) -> None:
@@ -220,11 +229,24 @@ class AgentBot:
             await self.say("(An empty message: nothing to send to the agent.)")
             return
         submitted = await self.agent.submit(body, msg["id"] or None)
+        if submitted.save_error is not None:
+            await self.say(
+                f"⚠️ Your message could not be saved ({submitted.save_error}). "
+                "It goes to the agent all the same, but a restart before its answer would lose it."
+            )
         if submitted.duplicate:
             log.info("agent %s: duplicate message %s ignored", self.agent.id, msg["id"])
         elif submitted.busy or submitted.ahead:
-            waiting = submitted.ahead + 1
-            await self.say(f"⏳ Queued ({waiting} waiting): it goes to the agent when the current turn ends.")
+            await self._tell_queued(submitted.ahead + 1)
+
+    async def _tell_queued(self, waiting: int) -> None:
+        """One notice when messages start to wait, then at most one per QUEUE_NOTICE_INTERVAL:
+        a burst of 500 messages must not bring back 500 notices."""
+        now = asyncio.get_running_loop().time()
+        if waiting > 1 and now - self._last_queue_notice < QUEUE_NOTICE_INTERVAL:
+            return
+        self._last_queue_notice = now
+        await self.say(f"⏳ Queued ({waiting} waiting): it goes to the agent when the current turn ends.")
 
     async def _refuse(self, sender: str) -> None:
         log.warning("agent %s: refused a message from %s (not the owner)", self.agent.id, sender)

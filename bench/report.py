@@ -1,0 +1,203 @@
+"""The targets and the tables: what the issue asks of the figures, and how they are printed.
+
+The tables are Markdown, readable in a terminal and pasted as is into docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from bench.latency import SINGLE_EVENT_PAUSE_MS
+from bench.stats import ratio
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    measured: float
+    limit: float
+    unit: str
+    # The same figure for the bare slixmpp echo bot, same run, where there is one.
+    baseline: float = math.nan
+
+    @property
+    def met(self) -> bool:
+        return not math.isnan(self.measured) and self.measured <= self.limit
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "measured": self.measured, "limit": self.limit, "unit": self.unit,
+                "baseline": self.baseline, "met": self.met}  # fmt: skip
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    found: list[Target] = []
+    latency = results.get("latency", {}).get("median")
+    if latency:
+        base, ours = latency["baseline"], latency["agentchat"]
+        rtt_base, rtt = base["round_trip"]["answer"], ours["round_trip"]["answer"]
+        events, base_events = ours["events"], base["events"]
+        found += [
+            Target("round trip p50 / bare baseline p50", ratio(rtt["p50"], rtt_base["p50"]), 1.3, "×"),
+            Target("round trip p99 / bare baseline p99", ratio(rtt["p99"], rtt_base["p99"]), 2.0, "×"),
+            Target("event latency p50, single events", events["single"]["p50"], 2.0, "ms", base_events["single"]["p50"]),
+            Target("event latency p99, single events", events["single"]["p99"], 10.0, "ms", base_events["single"]["p99"]),
+            Target(f"event latency p50, burst of {events['burst']['n']:.0f}", events["burst"]["p50"], 2.0, "ms", base_events["burst"]["p50"]),
+            Target(f"event latency p99, burst of {events['burst']['n']:.0f}", events["burst"]["p99"], 10.0, "ms", base_events["burst"]["p99"]),
+            Target("permission overhead p50", ours["permission"]["overhead"]["p50"], 5.0, "ms"),
+        ]
+    scale = results.get("scale")
+    if scale and scale.get("steps"):
+        first = scale["steps"][0]
+        if first["created"]:
+            found.append(Target("agent creation p50, one at a time", first["creation"]["first_answer_ms"]["p50"], 150.0, "ms"))
+        crowd = [step for step in scale["steps"][1:] if step["created"]]
+        if crowd:
+            worst = max(step["creation"]["per_agent_ms"] for step in crowd)
+            found.append(Target(f"agent creation, {crowd[0]['concurrency']} at once: wall time per agent (worst step)", worst, 150.0, "ms"))
+        last = scale["steps"][-1]
+        found.append(Target(f"bots offline of {last['agents']}", float(last["agents"] - last["online"]), 0.0, ""))
+        found.append(Target(f"service memory per agent at {last['agents']}", last["rss_per_agent_kb"] / 1024, 1.0, "MB"))
+    return found
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in rows)]
+
+
+MODES = (
+    ("baseline", "bare slixmpp echo bot (baseline)"),
+    ("agentchat", "agentchat, echo backend"),
+    ("sync_normal", "agentchat, what-if SQLite synchronous=NORMAL"),
+)
+
+
+def render(results: dict[str, Any]) -> str:
+    out: list[str] = []
+    meta = results.get("meta", {})
+    latency = results.get("latency", {}).get("median")
+    if latency:
+        base = latency["baseline"]
+        out.append(f"Latency: median of {meta.get('runs')} run(s); ms; ratio = agentchat ÷ baseline, same run")
+        out.append("")
+        rows = []
+        for key, label in MODES:
+            if key not in latency:
+                continue
+            rtt = latency[key]["round_trip"]["answer"]
+            cpu = latency[key]["round_trip"].get("cpu_ms_per_message", {})
+            rows.append([
+                label, _f(rtt["p50"], 2), _f(rtt["p90"], 2), _f(rtt["p99"], 2),
+                "" if key == "baseline" else _f(ratio(rtt["p50"], base["round_trip"]["answer"]["p50"])) + "×",
+                "" if key == "baseline" else _f(ratio(rtt["p99"], base["round_trip"]["answer"]["p99"])) + "×",
+                _f(cpu.get("bot"), 2), _f(cpu.get("prosody"), 2),
+            ])  # fmt: skip
+        out += _table(["round trip", "p50", "p90", "p99", "×p50", "×p99", "bot CPU/msg", "Prosody CPU/msg"], rows)
+        ours = latency["agentchat"]["round_trip"]
+        if "inbound" in ours:
+            out.append(
+                f"agentchat split (p50): client → backend {_f(ours['inbound']['p50'], 2)} ms, "
+                f"backend → client {_f(ours['outbound']['p50'], 2)} ms; whole turn (answer + end of turn) "
+                f"{_f(ours['turn']['p50'], 2)} ms"
+            )
+        out.append("")
+        rows = []
+        for key, label in MODES:
+            if "events" not in latency.get(key, {}):
+                continue
+            events = latency[key]["events"]
+            rows.append([
+                label, _f(events["single"]["p50"], 2), _f(events["single"]["p99"], 2),
+                _f(events["burst"]["p50"], 1), _f(events["burst"]["p99"], 1), _f(events["burst_rate"], 0),
+            ])  # fmt: skip
+        out += _table(["event → client", "single p50", "single p99", "burst p50", "burst p99", "burst ev/s"], rows)
+        if "pipe_hop" in base:
+            out.append(
+                f"single events come after {SINGLE_EVENT_PAUSE_MS} ms of quiet on both sides; one more process hop "
+                f"(a pipe, as backend → service) costs p50 {_f(base['pipe_hop']['p50'], 2)} / p99 "
+                f"{_f(base['pipe_hop']['p99'], 2)} ms on this machine after such a pause"
+            )
+        out.append("")
+        rows = []
+        for key, label in MODES[1:]:
+            if key in latency and "permission" in latency[key]:
+                perm = latency[key]["permission"]
+                rows.append([label, _f(perm["overhead"]["p50"], 2), _f(perm["overhead"]["p99"], 2),
+                             _f(perm["mcp_call"]["p50"], 2)])  # fmt: skip
+        out += _table(["permission prompt", "overhead p50", "overhead p99", "MCP call p50"], rows)
+        out.append("")
+    scale = results.get("scale")
+    if scale and scale.get("steps"):
+        out.append(
+            f"Scale: one service process, agents.maxConcurrent {scale['max_concurrent']}, idleTimeout "
+            f"{scale['idle_timeout_ms'] / 1000:g} s; creations one at a time in the first step, {scale['concurrency']} at a time after; RSS before: "
+            f"{scale['rss_before_kb'] / 1024:.1f} MB"
+        )
+        out.append("")
+        rows = []
+        for step in scale["steps"]:
+            creation, answers, restart = step["creation"], step["answers"], step["restart"]
+            rows.append([
+                _f(step["agents"]), f"{step['online']}/{step['running']}",
+                f"{_f(creation['first_answer_ms']['p50'], 0)} / {_f(creation['first_answer_ms']['p99'], 0)}",
+                _f(creation.get("per_agent_ms"), 0),
+                _f(creation["create_ms"]["p50"], 0), _f(step["rss_kb"] / 1024), _f(step["rss_per_agent_kb"], 0),
+                f"{_f(answers['ms']['p50'], 0)} / {_f(answers['ms']['p99'], 0)}", _f(answers["all_s"], 2),
+                _f(restart["start_ms"], 0), _f(restart["stop_ms"], 0),
+            ])  # fmt: skip
+        out += _table(
+            ["agents", "online/running", "creation p50/p99 ms", "wall ms/agent", "create() p50", "RSS MB", "kB/agent",
+             "answer p50/p99 ms", "all answered s", "start ms", "stop ms"],
+            rows,
+        )  # fmt: skip
+        if "dialogue" in scale:
+            d = scale["dialogue"]
+            out.append(
+                f"Through the manager dialogue ({d['n']}): task sent → \"created\" p50 {_f(d['created_ms']['p50'], 0)} ms, "
+                f"→ first answer p50 {_f(d['first_answer_ms']['p50'], 0)} ms"
+            )
+        what_if = scale.get("what_if")
+        if what_if:
+            out.append(
+                f"What-if SQLite synchronous=NORMAL, the same {what_if['agents']} agents: all answered in "
+                f"{_f(what_if['answers']['all_s'], 2)} s (answer p50/p99 {_f(what_if['answers']['ms']['p50'], 0)} / "
+                f"{_f(what_if['answers']['ms']['p99'], 0)} ms), start {_f(what_if['start_ms'], 0)} ms"
+            )
+        for key, how in (("floor", "each with its own TLS context, as slixmpp builds it"),
+                         ("floor_shared_tls", "one shared TLS context, as agentchat's bots")):  # fmt: skip
+            floor = results.get(key)
+            if floor:
+                out.append(
+                    f"slixmpp floor, {floor['clients']} bare clients with the bots' plugins, {how}: "
+                    f"{floor['rss_per_client_kb']:.0f} kB RSS per client, login p50 {floor['login_ms']['p50']:.0f} ms "
+                    f"({floor['clients']} logins, {scale['concurrency']} at a time)"
+                )
+        out.append("")
+    profile = results.get("profile")
+    if profile:
+        busy = profile["total_s"] - profile["idle_s"]
+        out.append(
+            f"Profile (pyinstrument, service event loop, {profile['messages']} round trips): busy "
+            f"{busy * 1000 / max(profile['messages'], 1):.2f} ms per round trip; top self time:"
+        )
+        for name, seconds in profile["self_time"][:8]:
+            out.append(f"  {seconds / max(busy, 1e-9) * 100:5.1f}%  {name}")
+        out.append("")
+    found = [Target(**{k: (math.nan if v is None else v) for k, v in t.items() if k != "met"}) for t in results.get("targets", [])]
+    if found:
+        rows = [[t.name, f"{_f(t.measured, 2)} {t.unit}".strip(), f"≤ {_f(t.limit, 1)} {t.unit}".strip(),
+                 "met" if t.met else "MISSED", "" if math.isnan(t.baseline) else f"{_f(t.baseline, 2)} {t.unit}"]
+                for t in found]  # fmt: skip
+        out += _table(["target", "measured", "limit", "", "bare baseline"], rows)
+    return "\n".join(out)

@@ -1,0 +1,70 @@
+"""The benchmark must keep working: `python -m bench.run --quick` end to end, tiny figures.
+
+It starts its own Prosody (the harness's), the service in a process of its own with the echo
+backend, the bare echo bot, and the slixmpp floor; it takes about 20 s.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from agentchat.agents.backends.claude.protocol import AssistantMessage, ResultEvent, SystemInit, decode_line
+from bench.stats import median_of_runs, percentile, summarize
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--output", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "round trip" in run.stdout and "| target" in run.stdout
+
+    results = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))
+    latency = results["latency"]["median"]
+    for mode in ("baseline", "agentchat"):
+        answer = latency[mode]["round_trip"]["answer"]
+        assert answer["n"] > 0 and 0 < answer["p50"] <= answer["p99"]
+        assert latency[mode]["events"]["burst_in_order"]
+    assert latency["agentchat"]["round_trip"]["cpu_ms_per_message"]["bot"] > 0
+    assert latency["agentchat"]["permission"]["overhead"]["n"] > 0
+
+    steps = results["scale"]["steps"]
+    assert [step["agents"] for step in steps] == list(results["meta"]["plan"]["scale"])
+    assert all(step["online"] == step["agents"] and step["restart"]["restored"] == step["agents"] for step in steps)
+    assert results["floor"]["rss_per_client_kb"] > 0
+    assert Path(ROOT, results["profile"]["profile"]).is_file() or Path(results["profile"]["profile"]).is_file()
+    assert {target["name"] for target in results["targets"]} >= {"permission overhead p50", "round trip p50 / bare baseline p50"}
+
+
+def test_the_echo_backend_speaks_what_the_driver_parses(tmp_path: Path) -> None:
+    lines = [json.dumps({"type": "user", "message": {"role": "user", "content": text}}) for text in ("hello", "[[burst:3]]")]
+    run = subprocess.run(
+        [sys.executable, "-S", str(ROOT / "bench" / "echo_backend.py"), "--session-id", "s-1"],
+        input="\n".join(lines) + "\n", cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    events = [decode_line(line) for line in run.stdout.splitlines()]
+    kinds = [type(event) for event in events]
+    assert kinds == [SystemInit, AssistantMessage, ResultEvent, SystemInit, AssistantMessage, AssistantMessage, AssistantMessage, ResultEvent]
+    echo = events[1]
+    assert isinstance(echo, AssistantMessage) and echo.message.content[0].text.startswith("ECHO: hello @")  # type: ignore[union-attr]
+    stamps = [int(e.message.content[0].text.split()[2]) for e in events[4:7]]  # type: ignore[union-attr]
+    assert stamps == sorted(stamps)
+
+
+def test_percentiles_and_medians() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert percentile([float(i) for i in range(1, 101)], 99) == 99.0
+    assert math.isnan(percentile([], 50))
+    summary = summarize([3.0, 1.0, 2.0])
+    assert (summary["n"], summary["p50"], summary["max"]) == (3, 2.0, 3.0)
+    runs = [{"a": {"p50": 1.0}, "ok": True, "label": "x"}, {"a": {"p50": 3.0}, "ok": True, "label": "y"},
+            {"a": {"p50": 2.0}, "ok": False, "label": "z"}]  # fmt: skip
+    assert median_of_runs(runs) == {"a": {"p50": 2.0}, "ok": False, "label": "x"}
