@@ -27,7 +27,7 @@ async def create_through_dialogue(
     body, task_sent, created = await _step(client, manager, task, "created. Chat at", timeout)
     words = body.split()
     agent_id, jid = words[1], words[-1]
-    answer_body, answered = await asyncio.wait_for(first_answer, timeout)
+    _, answered = await asyncio.wait_for(first_answer, timeout)
     return {
         "id": agent_id,
         "jid": jid,

@@ -173,7 +173,10 @@ class Echo:
         import asyncio
 
         sys.path.insert(0, str(_ROOT / "tests" / "support"))
-        from fake_claude import McpClient, load_mcp_servers  # stdlib only, like this file
+        from fake_claude import (  # stdlib only, like this file
+            McpClient,
+            load_mcp_servers,
+        )
 
         server_name, tool_name = tool.split("__")[1], tool.split("__", 2)[2]
         server = load_mcp_servers(self.args.mcp_configs).get(server_name) or {}

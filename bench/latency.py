@@ -173,3 +173,27 @@ async def permission_round_trip(client: BenchClient, agent: str, count: int, war
     finally:
         client.listeners.remove(answer_prompt)
     return {"overhead": summarize(overheads), "mcp_call": summarize(totals)}
+
+
+async def permission_by_rule(client: BenchClient, agent: str, count: int, timeout: float = 30) -> dict[str, Any]:
+    """The MCP call alone: the owner answers one prompt "always", then ``count`` calls for the same
+    tool are allowed by that rule without a chat message. ms of the tools/call, as the backend sees it.
+    The rule stays for the session: use an agent of its own."""
+    prompt = client.expect(lambda b, s: s == agent and b.startswith(PROMPT))
+    finished = client.expect(_is_done)
+    client.send(agent, "[[perm]]")
+    await _wait(prompt, timeout, "prompt")
+    client.send(agent, "always")
+    await _wait(finished, timeout, "end of turn")
+    calls: list[float] = []
+    for _ in range(count):
+        verdict = client.expect(lambda b, s: b.startswith("PERM "))
+        finished = client.expect(_is_done)
+        client.send(agent, "[[perm]]")
+        body, _ = await _wait(verdict, timeout, "permission verdict")
+        await _wait(finished, timeout, "end of turn")
+        _, decision, called, answered = body.split()
+        if decision != "allow":
+            raise RuntimeError(f"a call covered by an 'always' rule got {body!r}")
+        calls.append((int(answered) - int(called)) / 1e6)
+    return summarize(calls)

@@ -72,18 +72,14 @@ def _f(value: Any, digits: int = 1) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
     return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(line(r) for r in rows)]
 
 
-MODES = (
-    ("baseline", "bare slixmpp echo bot (baseline)"),
-    ("agentchat", "agentchat, echo backend"),
-    ("sync_normal", "agentchat, what-if SQLite synchronous=NORMAL"),
-)
-
-
 def render(results: dict[str, Any]) -> str:
+    modes = [("baseline", "bare slixmpp echo bot (baseline)"), ("agentchat", "agentchat, echo backend")]
+    if results.get("what_if"):
+        modes.append(("what_if", f"agentchat, what-if {' + '.join(results['what_if'])}"))
     out: list[str] = []
     meta = results.get("meta", {})
     latency = results.get("latency", {}).get("median")
@@ -92,7 +88,7 @@ def render(results: dict[str, Any]) -> str:
         out.append(f"Latency: median of {meta.get('runs')} run(s); ms; ratio = agentchat ÷ baseline, same run")
         out.append("")
         rows = []
-        for key, label in MODES:
+        for key, label in modes:
             if key not in latency:
                 continue
             rtt = latency[key]["round_trip"]["answer"]
@@ -113,7 +109,7 @@ def render(results: dict[str, Any]) -> str:
             )
         out.append("")
         rows = []
-        for key, label in MODES:
+        for key, label in modes:
             if "events" not in latency.get(key, {}):
                 continue
             events = latency[key]["events"]
@@ -130,12 +126,14 @@ def render(results: dict[str, Any]) -> str:
             )
         out.append("")
         rows = []
-        for key, label in MODES[1:]:
+        for key, label in modes[1:]:
             if key in latency and "permission" in latency[key]:
                 perm = latency[key]["permission"]
+                by_rule = perm.get("mcp_call_by_rule", {})
                 rows.append([label, _f(perm["overhead"]["p50"], 2), _f(perm["overhead"]["p99"], 2),
-                             _f(perm["mcp_call"]["p50"], 2)])  # fmt: skip
-        out += _table(["permission prompt", "overhead p50", "overhead p99", "MCP call p50"], rows)
+                             _f(perm["mcp_call"]["p50"], 2), _f(by_rule.get("p50"), 2), _f(by_rule.get("p99"), 2)])  # fmt: skip
+        out += _table(["permission prompt", "overhead p50", "overhead p99", "MCP call p50",
+                       "no chat (rule) p50", "no chat p99"], rows)  # fmt: skip
         out.append("")
     scale = results.get("scale")
     if scale and scale.get("steps"):
@@ -161,6 +159,10 @@ def render(results: dict[str, Any]) -> str:
              "answer p50/p99 ms", "all answered s", "start ms", "stop ms"],
             rows,
         )  # fmt: skip
+        herd = [f"{step['agents']}: {step['answers'].get('eviction_attempts', '?')} for {step['answers'].get('spawns', '?')} starts"
+                for step in scale["steps"] if step["answers"].get("spawns")]  # fmt: skip
+        if herd:
+            out.append("While all answered, eviction attempts logged (\"stopping idle agent\") for backend starts: " + "; ".join(herd))
         if "dialogue" in scale:
             d = scale["dialogue"]
             out.append(
@@ -170,7 +172,7 @@ def render(results: dict[str, Any]) -> str:
         what_if = scale.get("what_if")
         if what_if:
             out.append(
-                f"What-if SQLite synchronous=NORMAL, the same {what_if['agents']} agents: all answered in "
+                f"What-if {' + '.join(what_if['patches'])}, the same {what_if['agents']} agents: all answered in "
                 f"{_f(what_if['answers']['all_s'], 2)} s (answer p50/p99 {_f(what_if['answers']['ms']['p50'], 0)} / "
                 f"{_f(what_if['answers']['ms']['p99'], 0)} ms), start {_f(what_if['start_ms'], 0)} ms"
             )

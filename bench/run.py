@@ -27,14 +27,22 @@ import slixmpp
 
 from bench import latency
 from bench.dialogue import create_through_dialogue
-from bench.environment import ROOT, BenchEnv, EchoBotProcess, ServiceProcess, end_process, spawn_python
+from bench.environment import (
+    ROOT,
+    BenchEnv,
+    EchoBotProcess,
+    ServiceProcess,
+    end_process,
+    spawn_python,
+)
 from bench.report import render, targets
 from bench.scale import run_scale
+from bench.service_host import WHAT_IFS
 from bench.stats import median_of_runs
 
 T = TypeVar("T")
 RESULTS = ROOT / "bench" / "results"
-WHAT_IF_NORMAL = "sqlite-synchronous-normal"
+WHAT_IF_DEFAULT = ("sqlite-synchronous-normal",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,13 +59,14 @@ class Plan:
     dialogue: int = 3  # of the first step's agents, created through the manager dialogue
     floor_clients: int = 100
     profile_messages: int = 500
-    what_if: bool = True  # also run agentchat with SQLite synchronous=NORMAL (round trips, prompts)
-    what_if_scale: bool = False  # and the last scale step once more with it (+1.5 min)
+    # Also run agentchat patched (bench/service_host.py WHAT_IFS) for round trips and prompts.
+    what_if: tuple[str, ...] = WHAT_IF_DEFAULT
+    what_if_scale: bool = False  # and the last scale step once more, patched (+1.5 min)
 
 
 QUICK = Plan(
     runs=1, messages=20, warmup=5, singles=5, burst=50, prompts=5, prompt_warmup=1,
-    scale=(2, 4), concurrency=2, dialogue=1, floor_clients=3, profile_messages=20, what_if=False,
+    scale=(2, 4), concurrency=2, dialogue=1, floor_clients=3, profile_messages=20, what_if=(),
 )  # fmt: skip
 
 
@@ -83,9 +92,9 @@ async def measure_latency(env: BenchEnv, plan: Plan, results_dir: Path, stamp: s
     if plan.what_if:
         # A manager account of its own: two services on one manager JID would both answer "new".
         jid, password = await env.account("manager-whatif")
-        settings = env.settings_data(env.root / "latency-normal", patches=(WHAT_IF_NORMAL,))
+        settings = env.settings_data(env.root / "latency-what-if", patches=plan.what_if)
         settings["manager"] = {"username": jid.split("@")[0], "password": password}
-        services["sync_normal"] = await ServiceProcess.start(env, settings)
+        services["what_if"] = await ServiceProcess.start(env, settings)
     client = await env.client("user")
     bot = await EchoBotProcess.start(env)
     # Two agents per service: the prompts' one remembers every closed prompt for an hour, and
@@ -121,6 +130,10 @@ async def measure_latency(env: BenchEnv, plan: Plan, results_dir: Path, stamp: s
             runs.append(entry)
             rtt = entry["agentchat"]["round_trip"]["answer"]["p50"], entry["baseline"]["round_trip"]["answer"]["p50"]
             log(f"    round trip p50 {rtt[0]:.2f} ms (baseline {rtt[1]:.2f} ms)")
+        by_rule = {}
+        for mode, service in services.items():
+            ruled = (await create_through_dialogue(client, service.started["manager"], repo=env.repo.name, task="hi"))["jid"]
+            by_rule[mode] = await latency.permission_by_rule(client, ruled, plan.prompts)
         profile = None
         if plan.profile_messages:
             log(f"  profile: {plan.profile_messages} round trips under pyinstrument")
@@ -136,7 +149,10 @@ async def measure_latency(env: BenchEnv, plan: Plan, results_dir: Path, stamp: s
         await bot.stop()
         for service in services.values():
             await service.stop()
-    return {"runs": runs, "median": median_of_runs(runs), "profile": profile}
+    median = median_of_runs(runs)
+    for mode, calls in by_rule.items():
+        median[mode]["permission"]["mcp_call_by_rule"] = calls
+    return {"runs": runs, "median": median, "profile": profile}
 
 
 async def slixmpp_floor(env: BenchEnv, clients: int, concurrency: int, tls_context: str) -> dict[str, Any]:
@@ -153,7 +169,7 @@ async def slixmpp_floor(env: BenchEnv, clients: int, concurrency: int, tls_conte
 
 
 async def run_plan(env: BenchEnv, plan: Plan, results_dir: Path, stamp: str, log: Callable[[str], None]) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"what_if": list(plan.what_if)}
     log("latency: round trips, events, permission prompts")
     measured = await measure_latency(env, plan, results_dir, stamp, log)
     results["latency"] = {"runs": measured["runs"], "median": measured["median"]}
@@ -163,9 +179,9 @@ async def run_plan(env: BenchEnv, plan: Plan, results_dir: Path, stamp: str, log
         log(f"scale: {', '.join(map(str, plan.scale))} agents")
         results["scale"] = await run_scale(
             env, plan.scale, concurrency=plan.concurrency, through_dialogue=plan.dialogue,
-            what_if_patches=(WHAT_IF_NORMAL,) if plan.what_if_scale else (), log=log,
+            what_if_patches=plan.what_if if plan.what_if_scale else (), log=log,
         )  # fmt: skip
-    if plan.floor_clients:
+    if plan.floor_clients and plan.scale:  # the floor goes with the scale figures
         log(f"slixmpp floor: {plan.floor_clients} bare clients, their own TLS context each, then a shared one")
         results["floor"] = await slixmpp_floor(env, plan.floor_clients, plan.concurrency, "own")
         results["floor_shared_tls"] = await slixmpp_floor(env, plan.floor_clients, plan.concurrency, "shared")
@@ -174,7 +190,7 @@ async def run_plan(env: BenchEnv, plan: Plan, results_dir: Path, stamp: str, log
 
 def _version(argv: list[str]) -> str:
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout.strip().splitlines()[0]
     except (OSError, IndexError, subprocess.SubprocessError):
         return "?"
 
@@ -184,9 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny figures, a few seconds: a smoke run")
     parser.add_argument("--runs", type=int, help=f"latency runs (default {Plan.runs}); the tables show their median")
     parser.add_argument("--messages", type=int, help=f"measured round trips per run (default {Plan.messages})")
-    parser.add_argument("--scale", help="agent counts, comma-separated (default 10,50,200,500); 0 skips the scale test")
-    parser.add_argument("--no-what-if", action="store_true", help="skip agentchat with SQLite synchronous=NORMAL")
-    parser.add_argument("--what-if-scale", action="store_true", help="also answer the last scale step with synchronous=NORMAL")
+    parser.add_argument("--scale", help="agent counts, comma-separated (default 10,50,200,500); 0 skips the scale test and the slixmpp floor")
+    parser.add_argument("--what-if", default=",".join(WHAT_IF_DEFAULT),
+                        help=f"patches for the what-if service, comma-separated, from: {', '.join(WHAT_IFS)}; '' for none")
+    parser.add_argument("--what-if-scale", action="store_true", help="also answer the last scale step on the what-if service")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON and the profile go (default bench/results)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
@@ -196,8 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         plan = dataclasses.replace(plan, messages=args.messages, warmup=min(plan.warmup, args.messages // 10 or 1))
     if args.scale is not None:
         plan = dataclasses.replace(plan, scale=tuple(int(n) for n in args.scale.split(",") if int(n) > 0))
-    if args.no_what_if:
-        plan = dataclasses.replace(plan, what_if=False)
+    if not args.quick:
+        patches = tuple(name for name in args.what_if.split(",") if name)
+        if unknown := set(patches) - set(WHAT_IFS):
+            parser.error(f"unknown what-if {', '.join(sorted(unknown))}; known: {', '.join(WHAT_IFS)}")
+        plan = dataclasses.replace(plan, what_if=patches)
     if args.what_if_scale:
         plan = dataclasses.replace(plan, what_if_scale=True)
     args.output.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.client import BenchClient
@@ -137,7 +138,12 @@ async def _step(
     agents.extend(new)
     after = await service.call("stats")
 
+    logged_before = _count_log(Path(settings["home"]) / "agentchat.log")
     answered = await _answers(owner, answers, agents, f"ping {count}", timeout)
+    logged = _count_log(Path(settings["home"]) / "agentchat.log")
+    # Backend starts and "stopping idle agent … to make room" lines while every agent answered once.
+    answered["spawns"] = logged["spawns"] - logged_before["spawns"]
+    answered["eviction_attempts"] = logged["evictions"] - logged_before["evictions"]
     stats = await service.call("stats")
     answered["running_after"], answered["rss_kb"] = stats["running"], stats["rss_kb"]
 
@@ -171,6 +177,21 @@ async def _step(
         },
     }
     return step, service
+
+
+def _count_log(path: Path) -> dict[str, int]:
+    """Backend starts and eviction attempts the service logged so far (at INFO)."""
+    counts = {"spawns": 0, "evictions": 0}
+    try:
+        with path.open(encoding="utf-8", errors="replace") as log:
+            for line in log:
+                if "agentchat.agents.slots: stopping idle agent" in line:
+                    counts["evictions"] += 1
+                elif "claude.driver: agent " in line and ": starting " in line:
+                    counts["spawns"] += 1
+    except FileNotFoundError:
+        pass
+    return counts
 
 
 async def _answers(owner: BenchClient, answers: Answers, agents: list[str], text: str, timeout: float) -> dict[str, Any]:

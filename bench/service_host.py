@@ -80,14 +80,14 @@ class Host:
                 return
             try:
                 answer = await getattr(self, f"cmd_{name}")(**command)
-            except Exception as exc:  # report it to the driver, which fails the benchmark with it
+            except Exception as exc:  # noqa: BLE001 - reported to the driver, which fails the benchmark with it
                 answer = {"error": f"{type(exc).__name__}: {exc}"}
             self.say(answer)
 
     def stats(self) -> dict[str, Any]:
         supervisor = self.service.supervisor
         agents = supervisor.all() if supervisor is not None else []
-        online = sum(1 for a in agents if a.chat is not None and getattr(a.chat, "connection").online)
+        online = sum(1 for a in agents if a.chat is not None and a.chat.connection.online)
         gc.collect()
         return {
             "agents": len(agents),
@@ -169,16 +169,16 @@ def main() -> None:
     settings = Settings.model_validate(data)
     settings.home = home
     setup_logging(settings.logging.level, home / "agentchat.log")
-    if "sqlite-synchronous-normal" in patches:
-        _what_if_synchronous_normal()
+    for patch in patches:
+        WHAT_IFS[patch]()
     asyncio.run(Host(settings).run())
 
 
-def _what_if_synchronous_normal() -> None:
-    """A what-if, never the default: the state database without an fsync per commit (WAL + NORMAL).
+# What-ifs: never the shipped behaviour, only there to show what one thing costs.
 
-    Only used to show what the fsyncs cost; the shipped service uses synchronous=FULL.
-    """
+
+def _synchronous_normal() -> None:
+    """The state database without an fsync per commit (WAL + synchronous=NORMAL; shipped: FULL)."""
     from agentchat.store.database import StateStore
 
     shipped_open = StateStore.open
@@ -188,6 +188,19 @@ def _what_if_synchronous_normal() -> None:
         await self.db.execute("PRAGMA synchronous=NORMAL")
 
     StateStore.open = open_normal  # type: ignore[method-assign]
+
+
+def _no_status_announcements() -> None:
+    """No presence change and no "composing" at each turn's start and end."""
+    from agentchat.xmpp.agent_bot import AgentBot
+
+    AgentBot.status_changed = lambda self, status: None  # type: ignore[method-assign]
+
+
+WHAT_IFS = {
+    "sqlite-synchronous-normal": _synchronous_normal,
+    "no-status-announcements": _no_status_announcements,
+}
 
 
 if __name__ == "__main__":
