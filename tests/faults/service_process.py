@@ -16,32 +16,16 @@ from typing import Any
 
 from agentchat.server.embedded import die_with_parent_preexec
 from tests.harness.prosody import ProsodyServer, free_ports
-from tests.support.service import FAKE_CLAUDE
+from tests.support.service import service_config as support_service_config
 
 READY_LINE = "Agent Chat Service started successfully"
 
 
 def service_config(prosody: ProsodyServer, home: Path, **sections: dict[str, Any]) -> dict[str, Any]:
-    """The config file's content (what tests/support/service.service_settings builds in-process)."""
+    """The config file's content: the in-process one, with a fixed free MCP port and INFO logs."""
     (mcp_port,) = free_ports(1)
-    data: dict[str, Any] = {
-        "xmpp": {
-            "host": prosody.host,
-            "port": prosody.c2s_port,
-            "domain": prosody.domain,
-            "adminUsername": prosody.admin_jid.split("@")[0],
-            "adminPassword": prosody.admin_password,
-        },
-        "manager": {"username": prosody.manager_jid.split("@")[0], "password": prosody.manager_password},
-        "mcp": {"port": mcp_port, "permissionTimeout": 30_000},
-        "work": {"basePath": str(home / "work")},
-        "agents": {"claude": {"path": str(FAKE_CLAUDE), "env": {"HOME": str(home / "claude-home")}}},
-        "provisioning": {"method": "admin_rest", "adminRestUrl": prosody.admin_rest_url},
-        "prosody": {"serviceJidsFile": str(prosody.service_jids.path)},
-        "logging": {"level": "INFO"},
-    }
-    for section, values in sections.items():
-        data.setdefault(section, {}).update(values)
+    data = support_service_config(prosody, home, logging={"level": "INFO"}, **sections)
+    data["mcp"]["port"] = mcp_port
     return data
 
 

@@ -26,8 +26,9 @@ def make_repositories(base: Path, names: tuple[str, ...] = ("api", "web")) -> Pa
     return base
 
 
-def service_settings(prosody: ProsodyServer, home: Path, **sections: dict[str, Any]) -> Settings:
-    """Settings pointing at the harness's server, a fake CLI and a free MCP port; override by section."""
+def service_config(prosody: ProsodyServer, home: Path, **sections: dict[str, Any]) -> dict[str, Any]:
+    """The config (file form) pointing at the harness's server, a fake CLI and a free MCP port;
+    override by section. Used in-process (service_settings) and as a config file (tests/faults)."""
     data: dict[str, Any] = {
         "xmpp": {
             "host": prosody.host,
@@ -45,6 +46,12 @@ def service_settings(prosody: ProsodyServer, home: Path, **sections: dict[str, A
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
+    return data
+
+
+def service_settings(prosody: ProsodyServer, home: Path, **sections: dict[str, Any]) -> Settings:
+    """Settings for running the service in the test's event loop (see service_config)."""
+    data = service_config(prosody, home, **sections)
     settings = Settings.model_validate(data)
     settings.home = home
     return settings

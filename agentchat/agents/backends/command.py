@@ -27,6 +27,7 @@ from agentchat.agents.backends.base import (
     SessionStarted,
     TurnResult,
 )
+from agentchat.agents.backends.process import signal_group, wait_event
 from agentchat.config import CommandBackendSettings
 from agentchat.errors import BackendError
 
@@ -207,8 +208,8 @@ class CommandBackend(AgentBackend):
         if not output.exited.is_set():
             await self._end_group(transport, output)
         # The pipes may outlive the process when it left a child behind holding them.
-        await _wait(output.pipes_closed, 1.0)
-        _signal_group(transport.get_pid(), signal.SIGKILL)
+        await wait_event(output.pipes_closed, 1.0)
+        signal_group(transport.get_pid(), signal.SIGKILL)
         transport.close()
         duration_ms = int((time.monotonic() - started) * 1000)
         exit_code = transport.get_returncode()
@@ -231,9 +232,9 @@ class CommandBackend(AgentBackend):
         return TurnResult(is_error=False, text=reply, num_turns=1, duration_ms=duration_ms)
 
     async def _end_group(self, transport: asyncio.SubprocessTransport, output: _Output) -> None:
-        _signal_group(transport.get_pid(), signal.SIGTERM)
-        if not await _wait(output.exited, self._kill_grace):
-            _signal_group(transport.get_pid(), signal.SIGKILL)
+        signal_group(transport.get_pid(), signal.SIGTERM)
+        if not await wait_event(output.exited, self._kill_grace):
+            signal_group(transport.get_pid(), signal.SIGKILL)
             await output.exited.wait()
 
     def _emit(self, event: AgentEvent) -> None:
@@ -243,20 +244,3 @@ class CommandBackend(AgentBackend):
 def _tail(text: str) -> str:
     lines = text.rstrip().splitlines()[-STDERR_TAIL_LINES:]
     return "\n".join(lines)[-STDERR_TAIL_CHARS:]
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass  # already gone
-    except PermissionError as exc:
-        log.warning("cannot signal process group %s: %s", pid, exc)
-
-
-async def _wait(event: asyncio.Event, timeout: float) -> bool:
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        return False
-    return True

@@ -62,6 +62,7 @@ from agentchat.agents.backends.claude.protocol import (
     encode_interrupt,
     encode_user_message,
 )
+from agentchat.agents.backends.process import signal_group, wait_event
 from agentchat.config import ClaudeSettings
 from agentchat.errors import BackendError
 
@@ -348,7 +349,7 @@ class ClaudeCodeBackend(AgentBackend):
             self._log.warning("the pipes of Claude Code (pid %s) stay open after its exit: a child holds them", pid)
         if pid is not None:
             # The rest of the group (tools the CLI started) dies with it: one owner per process.
-            _signal_group(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
         for item in run.stdout.finish():
             self._handle_line(run, item)
         for line in run.stderr.finish():
@@ -375,12 +376,12 @@ class ClaudeCodeBackend(AgentBackend):
         assert run.supervisor is not None
         run.close_stdin()  # idle: the CLI exits at EOF; busy: it would finish the turn first
         for next_signal in (signal.SIGTERM, signal.SIGKILL):
-            if await _wait_event(run.exited, self._stop_grace):
+            if await wait_event(run.exited, self._stop_grace):
                 break
             pid = run.pid
             self._log.info("Claude Code (pid %s) still running, sending %s to its group", pid, next_signal.name)
             if pid is not None:
-                _signal_group(pid, next_signal)
+                signal_group(pid, next_signal)
         await run.supervisor
 
     # --- output
@@ -534,20 +535,3 @@ class ClaudeCodeBackend(AgentBackend):
             answered.set_result(None)
         else:
             answered.set_exception(BackendError(f"Claude Code refused the interrupt: {message.response.error or message.response.subtype}"))
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass  # the group is already gone
-    except PermissionError as exc:
-        log.warning("cannot signal process group %s: %s", pid, exc)
-
-
-async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except TimeoutError:
-        return False
-    return True
