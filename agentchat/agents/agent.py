@@ -25,7 +25,7 @@ from agentchat.agents.backends.base import (
 )
 from agentchat.errors import AgentChatError, StateError
 from agentchat.store.database import StateStore
-from agentchat.store.records import AgentRecord, AgentStatus, MessageState
+from agentchat.store.records import AgentRecord, AgentStatus
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class SlotPool(Protocol):
     async def acquire(self, agent: Agent) -> None: ...
 
     def release(self, agent: Agent) -> None: ...
+
+    def agent_became_idle(self, agent: Agent) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,10 @@ class Agent:
         while True:
             timeout = self._idle_timeout if self.process_running else None
             try:
-                message = await asyncio.wait_for(self._queue.get(), timeout)
-            except (TimeoutError, asyncio.TimeoutError):
+                # asyncio.timeout, not wait_for: wait_for makes a task per message.
+                async with asyncio.timeout(timeout):
+                    message = await self._queue.get()
+            except TimeoutError:
                 await self.stop_process(AgentStatus.STOPPED)
                 if self.chat is not None:
                     await self.chat.notify("💤 Stopped after being idle; your next message resumes the session.")
@@ -181,6 +185,14 @@ class Agent:
                 await self._finish_message(message)
                 if self.chat is not None:
                     await self.chat.notify(f"⚠️ {exc}")
+            except Exception:  # a bug of ours: the agent must keep taking messages all the same
+                log.exception("agent %s: turn failed", self.id)
+                self.in_turn = False
+                await self._finish_message(message)  # not again at every restart: the owner is told
+                if self.chat is not None:
+                    await self.chat.notify("⚠️ Internal error while handling your message (see the service log).")
+            if self._queue.empty():
+                self._slots.agent_became_idle(self)  # an agent waiting for a slot may have this one's
 
     async def _run_turn(self, message: _QueuedMessage) -> None:
         for attempt in range(2):
@@ -196,14 +208,11 @@ class Agent:
             self._turn_done = asyncio.Event()
             self._turn_outcome = None
             self.turn_started_at = time.monotonic()
-            # The backend gets the message before the two commits below: they are bookkeeping (a
-            # restart re-queues whatever is not DONE, SENT or not), and each costs a write.
-            status_changed = self._apply_status(AgentStatus.WORKING)
+            # Nothing is written between the message and the backend: a restart re-queues whatever
+            # is not DONE, and a turn's statuses are never restored (restore() says STOPPED).
+            self._apply_status(AgentStatus.WORKING)
             try:
                 await self._backend.send(message.text)
-                if status_changed:
-                    await self._save()
-                await self._mark(message, MessageState.SENT)
                 await self._turn_done.wait()
             finally:
                 self.in_turn = False
@@ -214,17 +223,13 @@ class Agent:
                 continue
             break
         self.record.last_active = time.time()
+        self._apply_status(AgentStatus.IDLE if self.process_running else AgentStatus.STOPPED)
         await self._finish_message(message)
-        await self._set_status(AgentStatus.IDLE if self.process_running else AgentStatus.STOPPED)
 
     async def _finish_message(self, message: _QueuedMessage) -> None:
-        await self._mark(message, MessageState.DONE)
-
-    async def _mark(self, message: _QueuedMessage, state: MessageState) -> None:
-        if message.inbound_id is None:
-            return
+        """One commit per turn: the message is DONE, and the counters, status and pid are saved."""
         try:
-            await self._store.mark_inbound(message.inbound_id, state)
+            await self._store.finish_turn(self.record, message.inbound_id)
         except StateError as exc:
             # Bookkeeping: the worker must go on (at worst a restart runs the message again).
             log.error("agent %s: %s", self.id, exc)
@@ -250,7 +255,7 @@ class Agent:
             await self._slots.acquire(self)
         finally:
             self.waiting_for_slot = False
-        await self._set_status(AgentStatus.STARTING)
+        self._apply_status(AgentStatus.STARTING)
         backend = self._backend_factory(self._spec_factory(self.record))
         try:
             await backend.start()
@@ -270,8 +275,8 @@ class Agent:
             # Already ending (two agents picked this one to make room): wait until its slot is
             # free. Returning at once made ProcessSlots.acquire() spin without ever yielding.
             await self._discarding.wait()
-        if self.record.status != AgentStatus.KILLED:
-            await self._set_status(status)
+        if self.record.status != AgentStatus.KILLED and self._apply_status(status):
+            await self._save()
 
     async def _discard_backend(self) -> None:
         backend, self._backend = self._backend, None
@@ -321,7 +326,7 @@ class Agent:
         elif self.chat is not None:
             await self.chat.show_event(event)
         if isinstance(event, TurnResult):
-            await self._save()  # after the summary went out: the owner need not wait for the commit
+            # The counters are saved with the end of the turn (_finish_message), in one commit.
             if self._turn_done is not None:
                 self._turn_outcome = event
                 self._turn_done.set()
@@ -335,15 +340,12 @@ class Agent:
         self._turn_outcome = event
         if self._turn_done is not None:
             self._turn_done.set()
-        if not self.in_turn:
-            await self._set_status(AgentStatus.STOPPED)
-
-    async def _set_status(self, status: AgentStatus) -> None:
-        if self._apply_status(status):
+        if not self.in_turn and self._apply_status(AgentStatus.STOPPED):
             await self._save()
 
     def _apply_status(self, status: AgentStatus) -> bool:
-        """Take the status and tell the chat side at once; False if it is unchanged. Not saved."""
+        """Take the status and tell the chat side at once; False if it is unchanged. Not saved:
+        the status is written with the next save, and only KILLED matters to a restart."""
         if self.record.status == status:
             return False
         self.record.status = status
@@ -354,7 +356,7 @@ class Agent:
     async def mark_waiting(self, waiting: bool) -> None:
         """The permission side tells us a prompt opened or closed."""
         if self.in_turn:
-            await self._set_status(AgentStatus.WAITING if waiting else AgentStatus.WORKING)
+            self._apply_status(AgentStatus.WAITING if waiting else AgentStatus.WORKING)
 
     async def _save(self) -> None:
         try:

@@ -39,9 +39,15 @@ ChatFactory = Callable[[Agent, str], Awaitable[ChatSide]]
 class ServiceAccounts(Protocol):
     """Keeps the list of the service's own JIDs (they are exempt from Prosody's rate limits)."""
 
-    async def add(self, jid: str) -> None: ...
+    async def add(self, *jids: str) -> None: ...
 
-    async def remove(self, jid: str) -> None: ...
+    async def remove(self, *jids: str) -> None: ...
+
+
+# How many agents restore() brings back at once. Each one is mostly waiting on the XMPP server
+# (account, login: ~80 ms), so one at a time took 40 s for 500 agents; a few at a time overlap
+# the waits without flooding the server with logins (SASL hashing is its CPU-heavy part).
+RESTORE_CONCURRENCY = 16
 
 
 class AgentLimitReached(AgentChatError):
@@ -146,7 +152,7 @@ class AgentSupervisor:
             idle_timeout=self._idle_timeout,
         )
 
-    async def _provision(self, name: str) -> str:
+    async def _provision(self, name: str, *, add_service_account: bool = True) -> str:
         """A fresh random password; an account left over from a crash is taken over."""
         password = secrets.token_urlsafe(24)
         register_secret(password)
@@ -154,7 +160,7 @@ class AgentSupervisor:
             await self._require_provisioner().create_account(name, password)
         except AccountExists:
             await self._require_provisioner().change_password(name, password)
-        if self._service_accounts is not None:
+        if add_service_account and self._service_accounts is not None:
             await self._service_accounts.add(self.jid_of(name))
         return password
 
@@ -176,8 +182,11 @@ class AgentSupervisor:
     # restore after a restart
 
     async def restore(self) -> list[Agent]:
-        """Bring every known agent back online as stopped; its next message resumes the session."""
-        restored: list[Agent] = []
+        """Bring every known agent back online as stopped; its next message resumes the session.
+
+        Returns the agents restored, in the records' order; one that fails is logged and left out.
+        """
+        agents: list[Agent] = []
         for record in await self._store.load_agents():
             if record.status == AgentStatus.KILLED:
                 await self._store.delete_agent(record.id)
@@ -186,18 +195,44 @@ class AgentSupervisor:
             record.pid = None
             record.status = AgentStatus.STOPPED
             agent = self._new_agent(record)
-            self._agents[record.id] = agent
+            self._agents[record.id] = agent  # in the records' order, whatever order they come back in
+            agents.append(agent)
+        each_adds_itself = True
+        if self._service_accounts is not None and agents:
+            # Before any of them logs in; one rewrite of the file instead of one per agent.
             try:
-                password = await self._provision(record.id)
-                await self._store.save_agent(record)
-                await self._open_chat(agent, password)
+                await self._service_accounts.add(*(self.jid_of(a.id) for a in agents))
+                each_adds_itself = False
             except AgentChatError as exc:
-                log.error("agent %s could not be restored: %s", record.id, exc)
-                self._agents.pop(record.id, None)
-                continue
-            await agent.start()
-            restored.append(agent)
-        return restored
+                log.warning("service accounts: %s; adding them one at a time", exc)
+        limit = asyncio.Semaphore(RESTORE_CONCURRENCY)
+
+        async def restore_one(agent: Agent) -> Agent | None:
+            async with limit:
+                return await self._restore_agent(agent, add_service_account=each_adds_itself)
+
+        tasks = [asyncio.create_task(restore_one(a), name=f"restore:{a.id}") for a in agents]
+        try:
+            results = await asyncio.gather(*tasks)
+        except BaseException:
+            # An unexpected error (or our own cancellation): leave no restoration running behind.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        return [agent for agent in results if agent is not None]
+
+    async def _restore_agent(self, agent: Agent, *, add_service_account: bool) -> Agent | None:
+        try:
+            password = await self._provision(agent.id, add_service_account=add_service_account)
+            await self._store.save_agent(agent.record)
+            await self._open_chat(agent, password)
+        except AgentChatError as exc:
+            log.error("agent %s could not be restored: %s", agent.id, exc)
+            self._agents.pop(agent.id, None)
+            return None
+        await agent.start()
+        return agent
 
     # removal
 

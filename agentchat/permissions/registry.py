@@ -489,13 +489,15 @@ class PermissionRegistry:
         Replies naming an id are handled by _unknown_id; a bare "yes" long after a timeout is chat again.
         """
         now = asyncio.get_running_loop().time()
-        timed_out = [
-            closed
-            for closed in agent.closed.values()
-            if closed.decision is not None
-            and closed.decision.decided_by == DecidedBy.TIMEOUT
-            and now - closed.closed_at <= self._late_reply_seconds
-        ]
+        timed_out: list[_Closed] = []
+        # Newest first, and only as far back as a late reply counts: the agent remembers up to
+        # 1024 closed prompts, and this runs on every message its owner sends.
+        for closed in reversed(agent.closed.values()):
+            if now - closed.closed_at > self._late_reply_seconds:
+                break
+            if closed.decision is not None and closed.decision.decided_by == DecidedBy.TIMEOUT:
+                timed_out.append(closed)
+        timed_out.reverse()
         outcome = parse_reply(reply_text, [closed.request for closed in timed_out]) if timed_out else None
         if isinstance(outcome, Reply):
             closed = agent.closed[outcome.request_id]

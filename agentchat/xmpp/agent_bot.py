@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 # Gajim drops a remote "composing" after 30 s, Dino after 60 s: refresh well before.
 COMPOSING_REFRESH = 25.0
 QUEUE_NOTICE_INTERVAL = 10.0
+# A busy status (starting, working, waiting) is shown once it has lasted this long: a turn that is
+# over sooner needs no "working" and "idle" presence around its answer (four stanzas through
+# Prosody, half its work per turn: docs/performance.md). Resting statuses are shown at once.
+ANNOUNCE_BUSY_AFTER = 0.25
+BUSY = frozenset({AgentStatus.STARTING, AgentStatus.WORKING, AgentStatus.WAITING})
+HISTORY_BATCH = 100  # outgoing messages per history commit
 
 PRESENCE = {
     AgentStatus.STARTING: ("starting", None),
@@ -76,6 +82,8 @@ class AgentBot:
         self._refused: set[str] = set()
         self._prompt_messages: dict[str, str] = {}  # outgoing stanza id -> permission request id
         self._composing: asyncio.Task[None] | None = None
+        self._announced = agent.record.status  # what the owner's client shows
+        self._announce_later: asyncio.TimerHandle | None = None
         # Whether "composing" is the last chat state the owner saw: each of our messages says "active".
         self._composing_shown = False
         self._kill_task: asyncio.Task[object] | None = None
@@ -96,12 +104,14 @@ class AgentBot:
         return self.agent.owner
 
     async def open(self) -> None:
-        status, show = PRESENCE[self.agent.record.status]
+        self._announced = self.agent.record.status
+        status, show = PRESENCE[self._announced]
         self.connection.set_presence(status, show)
         self.connection.request_subscription(self.owner)
         await self.connection.start()
 
     async def close(self) -> None:
+        self._cancel_announcement()
         self._stop_composing()
         await self.connection.stop()
         if self._history_writer is not None:
@@ -125,9 +135,9 @@ class AgentBot:
 
     async def _write_history(self) -> None:
         while self._history:
-            text = self._history.popleft()
+            batch = [self._history.popleft() for _ in range(min(len(self._history), HISTORY_BATCH))]
             try:
-                await self._store.record_outbound(self.agent.id, text)
+                await self._store.record_outbound(self.agent.id, batch)
             except Exception as exc:  # history is a convenience; the message itself went out
                 log.warning("agent %s: history not saved: %s", self.agent.id, exc)
 
@@ -153,6 +163,28 @@ class AgentBot:
             await self.say(f"ℹ️ {event.message}")
 
     def status_changed(self, status: AgentStatus) -> None:
+        self._cancel_announcement()
+        if status in BUSY:
+            self._announce_later = asyncio.get_running_loop().call_later(
+                ANNOUNCE_BUSY_AFTER, self._announce_current
+            )
+        else:
+            self._announce(status)
+
+    def _cancel_announcement(self) -> None:
+        if self._announce_later is not None:
+            self._announce_later.cancel()
+            self._announce_later = None
+
+    def _announce_current(self) -> None:
+        self._announce_later = None
+        self._announce(self.agent.record.status)
+
+    def _announce(self, status: AgentStatus) -> None:
+        """Presence, and "composing" while busy with a turn."""
+        if status == self._announced:
+            return
+        self._announced = status
         text, show = PRESENCE[status]
         self.connection.set_presence(text, show)
         if status in (AgentStatus.WORKING, AgentStatus.WAITING):

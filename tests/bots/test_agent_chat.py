@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from agentchat.xmpp import agent_bot
 from tests.support.service import create_agent, make_repositories, running_service, service_settings
 
 PROMPT_ID = re.compile(r"#([0-9a-f]{4})")
@@ -201,6 +202,37 @@ async def test_agent_subscribes_its_owner_and_shows_its_state_in_presence(prosod
         await alice.send(agent, "yes")
         await wait_presence_status(alice, agent, "idle")
         assert alice.xmpp.client_roster[agent]["subscription"] == "both"
+
+
+async def test_a_quick_turn_does_not_flash_working_and_a_long_one_shows_it(
+    prosody, user_client, tmp_path: Path, monkeypatch
+) -> None:
+    # The threshold raised from 250 ms to 2 s: the quick turn stays well under it on a loaded machine.
+    monkeypatch.setattr(agent_bot, "ANNOUNCE_BUSY_AFTER", 2.0)
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        await wait_presence_status(alice, agent, "idle")
+        statuses: list[str] = []
+        alice.xmpp.add_event_handler(  # "presence": idle has show=chat, which is not "presence_available"
+            "presence",
+            lambda p: statuses.append(p["status"]) if p["from"].bare == agent else None,
+        )
+        await alice.send(agent, "quick")
+        await alice.expect("MOCK_REPLY: quick", from_=agent, timeout=20)
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+        await alice.send(agent, "[[sleep:3]] slow")
+        await alice.expect("MOCK_REPLY: [[sleep:3]] slow", from_=agent, timeout=20)
+        await alice.expect("✅ Done", from_=agent, timeout=20)
+        async with asyncio.timeout(10):
+            while "idle" not in statuses:
+                await asyncio.sleep(0.02)
+        composing = [s for s in alice.chat_states if s.from_.startswith(agent) and s.state == "composing"]
+        # The quick turn announced nothing; the slow one "working" once, then "idle" again.
+        assert [s for s in statuses if s] == ["working", "idle"], statuses
+        assert len(composing) == 1, composing
 
 
 async def test_a_duplicate_stanza_is_processed_once(prosody, user_client, tmp_path: Path) -> None:

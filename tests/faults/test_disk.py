@@ -29,39 +29,36 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "BEGIN", "COMMIT")
 
 
 class FullDisk:
-    """Stands in for the store's aiosqlite connection: reads pass, every write fails as on a full disk.
+    """Stands in for the store's SQLite connection: reads pass, every write fails as on a full disk.
 
     A real full disk is not reproducible (SQLite reuses WAL space, so some writes still succeed); this
     fails every write, at the same place and with the same error SQLite gives.
     """
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: sqlite3.Connection) -> None:
         self._connection = connection
         self.refused = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._connection, name)
 
-    def execute(self, sql: str, parameters: Any = None) -> Any:
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
         if sql.lstrip().upper().startswith(_WRITES):
             self.refused += 1
-            return _fail()
+            raise sqlite3.OperationalError(DISK_FULL)
         return self._connection.execute(sql, parameters)
-
-
-async def _fail() -> None:
-    raise sqlite3.OperationalError(DISK_FULL)
 
 
 @contextlib.contextmanager
 def disk_full(store: StateStore) -> Iterator[FullDisk]:
-    real = store._db
+    real = store._connection
+    assert real is not None
     full = FullDisk(real)
-    store._db = full  # type: ignore[assignment]
+    store._connection = full  # type: ignore[assignment]
     try:
         yield full
     finally:
-        store._db = real
+        store._connection = real
 
 
 async def test_a_full_disk_is_reported_and_the_service_keeps_serving(

@@ -77,10 +77,9 @@ async def test_flood_of_500_messages_is_queued_answered_and_others_are_served(
         queued_notes = [m.body for m in alice.messages if m.from_bare == agent and m.body.startswith("⏳ Queued")]
         assert queued_notes, "the owner was never told that messages wait"
         assert rounds and max(rounds) < OTHER_USER_LIMIT, rounds
-        async with service.store.db.execute(
+        [(stored,)] = await service.store.query(
             "SELECT COUNT(*) FROM inbound WHERE agent_id = ? AND body LIKE 'flood %'", (agent_id,)
-        ) as cursor:
-            (stored,) = await cursor.fetchone()  # type: ignore[misc]
+        )
         assert stored == FLOOD
 
     record_figures(

@@ -85,9 +85,8 @@ def service_connections(service: Service) -> list[BotConnection]:
 
 
 async def inbound_count(service: Service, agent_id: str) -> int:
-    async with service.store.db.execute("SELECT COUNT(*) FROM inbound WHERE agent_id = ?", (agent_id,)) as cursor:
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
+    [(count,)] = await service.store.query("SELECT COUNT(*) FROM inbound WHERE agent_id = ?", (agent_id,))
+    return int(count)
 
 
 async def send_before(alice: UserClient, service: Service, agents: dict[str, str]) -> dict[str, list[str]]:

@@ -1,0 +1,179 @@
+"""AgentSupervisor.restore(): every agent of the last run comes back, a few at a time, in the
+records' order; killed ones are forgotten, leftover processes ended, and one that fails is skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from agentchat.agents import supervisor as supervisor_module
+from agentchat.agents.agent import Agent
+from agentchat.agents.backends.base import AgentBackend, AgentEvent, BackendSpec
+from agentchat.agents.supervisor import RESTORE_CONCURRENCY, AgentSupervisor
+from agentchat.errors import ProvisioningError
+from agentchat.provisioning.base import AccountExists, Provisioner
+from agentchat.store.database import StateStore
+from agentchat.store.records import AgentRecord, AgentStatus
+
+
+class FakeProvisioner(Provisioner):
+    """Every account exists already (a restart); ``broken`` ones cannot be changed."""
+
+    def __init__(self, broken: set[str]) -> None:
+        self.broken = broken
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def create_account(self, username: str, password: str) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0)  # a round trip to the server: the others get their turn
+        finally:
+            self.in_flight -= 1
+        raise AccountExists(username)
+
+    async def change_password(self, username: str, password: str) -> None:
+        if username in self.broken:
+            raise ProvisioningError(f"cannot change the password of {username}: the server said no")
+
+    async def delete_account(self, username: str) -> None:
+        pass
+
+    async def account_exists(self, username: str) -> bool:
+        return True
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeChat:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.closed = False
+
+    async def show_event(self, event: AgentEvent) -> None:
+        pass
+
+    async def notify(self, text: str) -> None:
+        pass
+
+    def status_changed(self, status: AgentStatus) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeServiceAccounts:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    async def add(self, *jids: str) -> None:
+        self.calls.append(jids)
+
+    async def remove(self, *jids: str) -> None:
+        pass
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
+    store = StateStore(tmp_path / "state.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+def make_supervisor(store: StateStore, tmp_path: Path, service_accounts: FakeServiceAccounts) -> AgentSupervisor:
+    async def open_chat(agent: Agent, password: str) -> FakeChat:
+        return FakeChat(agent)
+
+    def no_backend(kind: str, spec: BackendSpec) -> AgentBackend:
+        raise AssertionError("a restored agent starts no process before its next message")
+
+    return AgentSupervisor(
+        domain="test.example",
+        store=store,
+        chat_factory=open_chat,
+        backend_factory=no_backend,
+        spec_factory=lambda record: BackendSpec(agent_id=record.id, cwd=tmp_path, session_id=record.session_id),
+        max_concurrent=2,
+        idle_timeout=3600,
+        service_accounts=service_accounts,
+    )
+
+
+async def test_restore_brings_agents_back_in_order_and_skips_a_failing_one(
+    store: StateStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    count = RESTORE_CONCURRENCY + 8
+    names = [f"agent-{n:02d}" for n in range(count)]
+    # Saved in scrambled order: restore() follows created_at, not the order of the writes.
+    for n in sorted(range(count), key=lambda n: (n * 7) % count):
+        record = AgentRecord(
+            id=names[n], owner="alice@test.example", repo=str(tmp_path), backend="claude",
+            session_id=f"s{n}", status=AgentStatus.WORKING, created_at=1000.0 + n, pid=40000 + n,
+        )
+        await store.save_agent(record)
+    killed = AgentRecord(
+        id="killed-one", owner="alice@test.example", repo=str(tmp_path), backend="claude",
+        session_id="sk", status=AgentStatus.KILLED, created_at=1500.0,
+    )
+    await store.save_agent(killed)
+    stale_groups: list[tuple[int | None, str]] = []
+    monkeypatch.setattr(supervisor_module, "kill_stale_process_group", lambda pid, agent_id: stale_groups.append((pid, agent_id)))
+    accounts = FakeServiceAccounts()
+    supervisor = make_supervisor(store, tmp_path, accounts)
+    provisioner = FakeProvisioner(broken={names[3]})
+    supervisor.provisioner = provisioner
+
+    try:
+        restored = await supervisor.restore()
+
+        expected = [name for name in names if name != names[3]]
+        assert [agent.id for agent in restored] == expected
+        assert [agent.id for agent in supervisor.all()] == expected
+        assert supervisor.get(names[3]) is None
+        assert f"agent {names[3]} could not be restored" in caplog.text
+        assert all(isinstance(agent.chat, FakeChat) for agent in restored)
+        assert 1 < provisioner.most_in_flight <= RESTORE_CONCURRENCY
+        assert sorted(stale_groups) == [(40000 + n, names[n]) for n in range(count)]
+        assert accounts.calls == [tuple(f"{name}@test.example" for name in names)]
+        saved = {record.id: record for record in await store.load_agents()}
+        assert "killed-one" not in saved
+        assert all((saved[name].status, saved[name].pid) == (AgentStatus.STOPPED, None) for name in expected)
+    finally:
+        await supervisor.shutdown()
+
+
+async def test_restore_of_nothing_returns_nothing(store: StateStore, tmp_path: Path) -> None:
+    accounts = FakeServiceAccounts()
+    supervisor = make_supervisor(store, tmp_path, accounts)
+    supervisor.provisioner = FakeProvisioner(broken=set())
+    assert await supervisor.restore() == []
+    assert accounts.calls == []
+
+
+async def test_restore_cancelled_leaves_nothing_running(store: StateStore, tmp_path: Path) -> None:
+    for n in range(3):
+        await store.save_agent(AgentRecord(
+            id=f"agent-{n}", owner="alice@test.example", repo=str(tmp_path), backend="claude", session_id=f"s{n}",
+        ))
+    supervisor = make_supervisor(store, tmp_path, FakeServiceAccounts())
+    entered = asyncio.Event()
+
+    class HangingProvisioner(FakeProvisioner):
+        async def create_account(self, username: str, password: str) -> None:
+            entered.set()
+            await asyncio.Event().wait()  # the server never answers
+
+    supervisor.provisioner = HangingProvisioner(broken=set())
+    restoring = asyncio.get_running_loop().create_task(supervisor.restore())
+    await asyncio.wait_for(entered.wait(), 5)
+    restoring.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await restoring
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("restore:")]
