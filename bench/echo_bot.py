@@ -1,7 +1,9 @@
 """The baseline: a bare slixmpp echo bot (no agentchat), in a process of its own like the service.
 
-``python -m bench.echo_bot JID PASSWORD HOST PORT``; prints ``READY`` once its session started and
-exits when stdin closes. A message ``BURST <n>`` is answered with n messages ``EVT <i> <t>`` sent
+``python -m bench.echo_bot JID PASSWORD HOST PORT [--via-child]``; prints ``READY`` once its session
+started and exits when stdin closes. With ``--via-child`` every echo goes through a ``cat`` child
+process over pipes first: the floor for any design with a process per agent (what a process hop
+adds to the bare bot, measured rather than assumed). A message ``BURST <n>`` is answered with n messages ``EVT <i> <t>`` sent
 back to back (<t>: time.monotonic_ns() just before each send, as the echo backend stamps its
 events), ``BURST <n> <ms>`` with ms of quiet before each; anything else is echoed as is. No
 plugins beyond slixmpp's defaults: this is the floor.
@@ -16,7 +18,33 @@ import time
 import slixmpp
 
 
-def make_bot(jid: str, password: str) -> slixmpp.ClientXMPP:
+class ChildEcho:
+    """A ``cat`` child: a line written to its stdin comes back on its stdout."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.waiting: asyncio.Queue[slixmpp.JID] = asyncio.Queue()
+
+    @classmethod
+    async def start(cls) -> ChildEcho:
+        process = await asyncio.create_subprocess_exec(
+            "cat", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
+        return cls(process)
+
+    def send(self, to: slixmpp.JID, body: str) -> None:
+        assert self.process.stdin is not None
+        self.waiting.put_nowait(to)
+        self.process.stdin.write(body.replace("\n", " ").encode() + b"\n")
+
+    async def relay(self, bot: slixmpp.ClientXMPP) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            to = self.waiting.get_nowait()
+            bot.send_message(mto=to, mbody=line.decode().rstrip("\n"), mtype="chat")
+
+
+def make_bot(jid: str, password: str, child: ChildEcho | None = None) -> slixmpp.ClientXMPP:
     bot = slixmpp.ClientXMPP(jid, password, plugin_config={"feature_mechanisms": {"unencrypted_scram": True}})
     bot.enable_plaintext = True
     bot.enable_starttls = False
@@ -43,6 +71,8 @@ def make_bot(jid: str, password: str) -> slixmpp.ClientXMPP:
             else:
                 for index in range(count):
                     event(to, index)
+        elif child is not None:
+            child.send(to, body)
         else:
             bot.send_message(mto=to, mbody=body, mtype="chat")
 
@@ -51,8 +81,10 @@ def make_bot(jid: str, password: str) -> slixmpp.ClientXMPP:
     return bot
 
 
-async def main(jid: str, password: str, host: str, port: int) -> None:
-    bot = make_bot(jid, password)
+async def main(jid: str, password: str, host: str, port: int, via_child: bool) -> None:
+    child = await ChildEcho.start() if via_child else None
+    bot = make_bot(jid, password, child)
+    relay = asyncio.get_running_loop().create_task(child.relay(bot)) if child is not None else None
     started = asyncio.get_running_loop().create_future()
     bot.add_event_handler("session_start", lambda _: started.done() or started.set_result(None))
     bot.connect(host, port)
@@ -65,7 +97,12 @@ async def main(jid: str, password: str, host: str, port: int) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     await reader.read()  # until EOF
     await bot.disconnect(wait=0.5)
+    if child is not None and relay is not None:
+        assert child.process.stdin is not None
+        child.process.stdin.close()
+        await child.process.wait()
+        await relay
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), "--via-child" in sys.argv[5:]))

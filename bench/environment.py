@@ -137,15 +137,15 @@ class EchoBotProcess:
         self.jid = jid
 
     @classmethod
-    async def start(cls, env: BenchEnv) -> EchoBotProcess:
-        jid, password = await env.account("echo")
-        process = await spawn_python(
-            ["-m", "bench.echo_bot", jid, password, env.prosody.host, str(env.prosody.c2s_port)], env.root / "echo_bot.stderr"
-        )
+    async def start(cls, env: BenchEnv, *, via_child: bool = False) -> EchoBotProcess:
+        name = "echo-child" if via_child else "echo"
+        jid, password = await env.account(name)
+        argv = ["-m", "bench.echo_bot", jid, password, env.prosody.host, str(env.prosody.c2s_port)]
+        process = await spawn_python(argv + (["--via-child"] if via_child else []), env.root / f"{name}.stderr")
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), 30)
         if line.strip() != b"READY":
-            raise RuntimeError(f"the echo bot did not start: {line!r}; see {env.root / 'echo_bot.stderr'}")
+            raise RuntimeError(f"the echo bot did not start: {line!r}; see {env.root / f'{name}.stderr'}")
         return cls(process, jid)
 
     async def stop(self) -> None:

@@ -77,7 +77,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def render(results: dict[str, Any]) -> str:
-    modes = [("baseline", "bare slixmpp echo bot (baseline)"), ("agentchat", "agentchat, echo backend")]
+    modes = [
+        ("baseline", "bare slixmpp echo bot (baseline)"),
+        ("baseline_child", "bare bot, echo through a child process"),
+        ("agentchat", "agentchat, echo backend"),
+    ]
     if results.get("what_if"):
         modes.append(("what_if", f"agentchat, what-if {' + '.join(results['what_if'])}"))
     out: list[str] = []
@@ -101,6 +105,12 @@ def render(results: dict[str, Any]) -> str:
             ])  # fmt: skip
         out += _table(["round trip", "p50", "p90", "p99", "×p50", "×p99", "bot CPU/msg", "Prosody CPU/msg"], rows)
         ours = latency["agentchat"]["round_trip"]
+        floor = latency.get("baseline_child", {}).get("round_trip", {}).get("answer")
+        if floor:
+            out.append(
+                f"agentchat ÷ the bare bot with a child process on the path (the floor for a process per agent): "
+                f"p50 {_f(ratio(ours['answer']['p50'], floor['p50']), 2)}×, p99 {_f(ratio(ours['answer']['p99'], floor['p99']), 2)}×"
+            )
         if "inbound" in ours:
             out.append(
                 f"agentchat split (p50): client → backend {_f(ours['inbound']['p50'], 2)} ms, "
@@ -126,7 +136,7 @@ def render(results: dict[str, Any]) -> str:
             )
         out.append("")
         rows = []
-        for key, label in modes[1:]:
+        for key, label in modes[2:]:
             if key in latency and "permission" in latency[key]:
                 perm = latency[key]["permission"]
                 by_rule = perm.get("mcp_call_by_rule", {})

@@ -42,7 +42,8 @@ from bench.stats import median_of_runs
 
 T = TypeVar("T")
 RESULTS = ROOT / "bench" / "results"
-WHAT_IF_DEFAULT = ("sqlite-synchronous-normal",)
+# The shipped service against its two last changes undone, in the same run (docs/performance.md).
+WHAT_IF_DEFAULT = ("sqlite-synchronous-full", "announce-busy-at-once")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +98,7 @@ async def measure_latency(env: BenchEnv, plan: Plan, results_dir: Path, stamp: s
         services["what_if"] = await ServiceProcess.start(env, settings)
     client = await env.client("user")
     bot = await EchoBotProcess.start(env)
+    child_bot = await EchoBotProcess.start(env, via_child=True)
     # Two agents per service: the prompts' one remembers every closed prompt for an hour, and
     # looking through them costs every later message of its owner something (docs/performance.md).
     agents: dict[str, str] = {}
@@ -110,11 +112,15 @@ async def measure_latency(env: BenchEnv, plan: Plan, results_dir: Path, stamp: s
     try:
         for run in range(plan.runs):
             log(f"  latency run {run + 1}/{plan.runs}")
-            entry: dict[str, dict[str, Any]] = {"baseline": {}, **{mode: {} for mode in services}}
+            entry: dict[str, dict[str, Any]] = {"baseline": {}, "baseline_child": {}, **{mode: {} for mode in services}}
             count = plan.warmup + plan.messages
             entry["baseline"]["round_trip"] = await with_cpu(
                 {"bot": bot.process.pid, "prosody": prosody_pid}, count,
                 latency.round_trip(client, bot.jid, plan.messages, plan.warmup, agent=False),
+            )  # fmt: skip
+            entry["baseline_child"]["round_trip"] = await with_cpu(
+                {"bot": child_bot.process.pid, "prosody": prosody_pid}, count,
+                latency.round_trip(client, child_bot.jid, plan.messages, plan.warmup, agent=False),
             )  # fmt: skip
             for mode, service in services.items():
                 entry[mode]["round_trip"] = await with_cpu(
@@ -147,6 +153,7 @@ async def measure_latency(env: BenchEnv, plan: Plan, results_dir: Path, stamp: s
     finally:
         await client.disconnect()
         await bot.stop()
+        await child_bot.stop()
         for service in services.values():
             await service.stop()
     median = median_of_runs(runs)

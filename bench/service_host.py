@@ -177,29 +177,30 @@ def main() -> None:
 # What-ifs: never the shipped behaviour, only there to show what one thing costs.
 
 
-def _synchronous_normal() -> None:
-    """The state database without an fsync per commit (WAL + synchronous=NORMAL; shipped: FULL)."""
-    from agentchat.store.database import StateStore
+def _synchronous_full() -> None:
+    """An fsync per commit (synchronous=FULL; shipped: NORMAL, safe against kill -9 in WAL mode)."""
+    from agentchat.store import database
 
-    shipped_open = StateStore.open
+    shipped_connect = database._connect
 
-    async def open_normal(self: StateStore) -> None:
-        await shipped_open(self)
-        await self.db.execute("PRAGMA synchronous=NORMAL")
+    def connect_full(path: Path) -> Any:
+        connection = shipped_connect(path)
+        connection.execute("PRAGMA synchronous=FULL")
+        return connection
 
-    StateStore.open = open_normal  # type: ignore[method-assign]
+    database._connect = connect_full
 
 
-def _no_status_announcements() -> None:
-    """No presence change and no "composing" at each turn's start and end."""
-    from agentchat.xmpp.agent_bot import AgentBot
+def _announce_busy_at_once() -> None:
+    """Presence and "composing" at the very start of every turn, however short (shipped: after 250 ms)."""
+    from agentchat.xmpp import agent_bot
 
-    AgentBot.status_changed = lambda self, status: None  # type: ignore[method-assign]
+    agent_bot.ANNOUNCE_BUSY_AFTER = 0.0
 
 
 WHAT_IFS = {
-    "sqlite-synchronous-normal": _synchronous_normal,
-    "no-status-announcements": _no_status_announcements,
+    "sqlite-synchronous-full": _synchronous_full,
+    "announce-busy-at-once": _announce_busy_at_once,
 }
 
 
