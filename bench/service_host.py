@@ -198,9 +198,28 @@ def _announce_busy_at_once() -> None:
     agent_bot.ANNOUNCE_BUSY_AFTER = 0.0
 
 
+def _no_inbound_record() -> None:
+    """User messages not saved before their turn (shipped: saved, so that a crash loses none)."""
+    import itertools
+
+    from agentchat.store.database import StateStore
+
+    ids = itertools.count(1_000_000_000)
+
+    async def not_recorded(self: StateStore, agent_id: str, stanza_id: str | None, body: str) -> int | None:
+        return next(ids)
+
+    async def not_marked(self: StateStore, agent: Any, message_id: int | None) -> None:
+        await self.save_agent(agent)
+
+    StateStore.record_inbound = not_recorded  # type: ignore[method-assign]
+    StateStore.finish_turn = not_marked  # type: ignore[method-assign]
+
+
 WHAT_IFS = {
     "sqlite-synchronous-full": _synchronous_full,
     "announce-busy-at-once": _announce_busy_at_once,
+    "no-inbound-record": _no_inbound_record,
 }
 
 

@@ -23,6 +23,10 @@ from slixmpp.stanza import Message
 from agentchat.config import XmppSettings
 from agentchat.errors import AgentChatError
 from agentchat.logs import secrets as known_secrets
+from agentchat.xmpp import scram
+
+# Every login of this process derives its SCRAM key in C (see scram.py).
+scram.install()
 
 log = logging.getLogger(__name__)
 
