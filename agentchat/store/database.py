@@ -210,9 +210,6 @@ class StateStore:
 
         return await self._run(insert)
 
-    async def mark_inbound(self, message_id: int, state: MessageState) -> None:
-        await self._run(lambda c: c.execute("UPDATE inbound SET state = ? WHERE id = ?", (state.value, message_id)))
-
     async def finish_turn(self, agent: AgentRecord, message_id: int | None) -> None:
         """The end of a turn in one commit: the message is DONE and the agent's counters saved."""
         statements: list[Statement] = [(_SAVE_AGENT, _agent_row(agent))]

@@ -36,7 +36,7 @@ class AgentRecord:
 
 class MessageState(str, enum.Enum):
     QUEUED = "queued"  # received from the user, not yet given to the agent
-    SENT = "sent"  # given to the agent
+    SENT = "sent"  # given to the agent (written by earlier versions; read as not DONE)
     DONE = "done"  # the agent's turn for it ended
 
 
