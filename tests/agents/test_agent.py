@@ -8,10 +8,8 @@ even when the coroutine waiting for it is cancelled.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 
 from agentchat.agents.agent import Agent
 from agentchat.agents.backends.base import AgentEvent, BackendSpec, TurnResult
@@ -52,14 +50,6 @@ class BrokenOnceBackend(InstantBackend):
             BrokenOnceBackend.failed = True
             raise RuntimeError("a bug")
         await super().send(text)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
-    store = StateStore(tmp_path / "state.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def make_agent(store: StateStore, tmp_path: Path, backend: type[InstantBackend]) -> tuple[Agent, RecordingChat]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -221,14 +220,6 @@ async def test_has_room_only_while_a_slot_is_free_or_an_idle_agent_is_not_promis
 
 
 # With real agents: five agents, two slots, one message each.
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
-    store = StateStore(tmp_path / "state.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def test_every_agent_answers_with_one_stop_per_start_beyond_the_limit(

@@ -4,7 +4,6 @@ records' order; killed ones are forgotten, leftover processes ended, and one tha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -77,14 +76,6 @@ class FakeServiceAccounts:
 
     async def remove(self, *jids: str) -> None:
         pass
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
-    store = StateStore(tmp_path / "state.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 def make_supervisor(store: StateStore, tmp_path: Path, service_accounts: FakeServiceAccounts) -> AgentSupervisor:
