@@ -16,8 +16,9 @@ from agentchat.agents.backends.factory import available_backends, create_backend
 from agentchat.agents.supervisor import AGENT_ID_ENV, AgentSupervisor
 from agentchat.config import Settings
 from agentchat.logs import register_secret
-from agentchat.manager.access import AccessPolicy
-from agentchat.manager.bot import ManagerBot
+from agentchat.bots.agent.bot import AgentBot
+from agentchat.bots.manager.access import AccessPolicy
+from agentchat.bots.manager.bot import ManagerBot
 from agentchat.permissions.audit import AuditLog
 from agentchat.permissions.mcp_server import PermissionMcpServer
 from agentchat.permissions.registry import PermissionRegistry
@@ -27,8 +28,7 @@ from agentchat.provisioning.base import Provisioner
 from agentchat.server.prosody_config import ServiceJids
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
-from agentchat.xmpp.agent_bot import AgentBot
-from agentchat.xmpp.connection import BotConnection
+from agentchat.xmpp.session import XmppSession
 
 log = logging.getLogger("agentchat")
 
@@ -64,6 +64,7 @@ class Service:
         self.provisioner: Provisioner | None = None
         self.supervisor: AgentSupervisor | None = None
         self.manager: ManagerBot | None = None
+        self.manager_session: XmppSession | None = None
         self._tokens: dict[str, str] = {}
         self._stopped = asyncio.Event()
         # Set once the agents of the last run are back: until then the manager's answers
@@ -78,7 +79,7 @@ class Service:
         self.supervisor = AgentSupervisor(
             domain=settings.xmpp.domain,
             store=self.store,
-            chat_factory=self._open_agent_chat,
+            chat_factory=self._agent_chat,
             backend_factory=lambda kind, spec: create_backend(kind, spec, settings.agents),
             spec_factory=self._backend_spec,
             max_concurrent=settings.agents.max_concurrent,
@@ -93,20 +94,32 @@ class Service:
         log.info("Permission prompt tool registered")
         if self.service_jids is not None:
             await self.service_jids.add(settings.manager_jid, settings.xmpp.admin_jid)
+        assert settings.manager.password is not None
+        self.manager_session = XmppSession(
+            settings.manager_jid,
+            settings.manager.password.get_secret_value(),
+            settings.xmpp,
+            extra_plugins=("xep_0004", "xep_0050"),
+        )
         self.manager = ManagerBot(
-            self._manager_connection,
+            self.manager_session,
+            store=self.store,
             supervisor=self.supervisor,
             access=AccessPolicy(settings.manager.allowed_users, settings.xmpp.domain, self._is_service_jid),
             base_path=settings.work.base_path,
             backends=lambda: available_backends(settings.agents),
+            ready=self._restored,
+            open_transport=self.manager_session.start,
+            close_transport=self.manager_session.stop,
         )
+        self.manager_session.attach(self.manager.deliver)
         await self.manager.start()
         self.provisioner = self._make_provisioner()
         self.supervisor.provisioner = self.provisioner
         restored = await self.supervisor.restore()
         self._restored.set()
         for agent in restored:
-            if agent.chat is not None:
+            if agent.chat is not None and agent.interrupted is None:
                 await agent.chat.notify(
                     "🔄 agentchat restarted. This agent is stopped; your next message resumes its session."
                 )
@@ -144,28 +157,11 @@ class Service:
 
     # wiring
 
-    def _manager_connection(self, *, on_message):  # type: ignore[no-untyped-def]
-        settings = self.settings
-        assert settings.manager.password is not None
-
-        async def after_restore(msg):  # type: ignore[no-untyped-def]
-            # Messages that arrive while the agents are restored wait (in order), not answered wrongly.
-            await self._restored.wait()
-            await on_message(msg)
-
-        return BotConnection(
-            settings.manager_jid,
-            settings.manager.password.get_secret_value(),
-            settings.xmpp,
-            on_message=after_restore,
-            extra_plugins=("xep_0004", "xep_0050"),
-        )
-
     def _make_provisioner(self) -> Provisioner:
         settings = self.settings
         if settings.provisioning.method == "adhoc":
-            assert self.manager is not None
-            return AdhocProvisioner(self.manager.connection.client, settings.xmpp.domain)
+            assert self.manager_session is not None
+            return AdhocProvisioner(self.manager_session.client, settings.xmpp.domain)
         assert settings.xmpp.admin_password is not None
         return AdminRestProvisioner(
             settings.admin_rest_url,
@@ -182,21 +178,23 @@ class Service:
             return True
         return self.supervisor is not None and self.supervisor.get(local) is not None
 
-    async def _open_agent_chat(self, agent: Agent, password: str) -> AgentBot:
+    def _agent_chat(self, agent: Agent, password: str) -> AgentBot:
+        """An agent's bot on its own account (opened by the supervisor)."""
         assert self.supervisor is not None
+        session = XmppSession(self.supervisor.jid_of(agent.id), password, self.settings.xmpp)
         bot = AgentBot(
             agent,
-            self.supervisor.jid_of(agent.id),
-            password,
-            self.settings.xmpp,
+            session,
             permissions=self.permissions,
             store=self.store,
             kill_agent=self.supervisor.kill,
+            open_transport=session.start,
+            close_transport=session.stop,
         )
+        session.attach(bot.deliver)
         token = self.permissions.register_agent(agent.id, agent.owner, bot)
         register_secret(token)
         self._tokens[agent.id] = token
-        await bot.open()
         return bot
 
     def _agent_removed(self, agent_id: str) -> None:

@@ -39,8 +39,11 @@ class XmppSettings(Section):
     # "plain" is only sensible on loopback; "starttls" verifies nothing when verify_tls is false.
     security: Literal["plain", "starttls", "directtls"] = "plain"
     verify_tls: bool = False
-    # How long a bot waits between reconnect attempts while the server is away.
+    # How long a bot waits before its first reconnect attempt; each failed attempt waits 1.5 times longer,
+    # up to reconnect_max_interval. Each attempt may take connect_timeout (a slow link needs it).
     reconnect_interval: float = Field(0.5, gt=0, le=60)
+    reconnect_max_interval: float = Field(30.0, gt=0, le=3600)
+    connect_timeout: float = Field(20.0, gt=0, le=600)
 
     @field_validator("domain", "host", "admin_username")
     @classmethod

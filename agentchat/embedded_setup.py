@@ -80,7 +80,9 @@ async def ensure_human_account(prosody: EmbeddedProsody, settings: Settings, use
     """A first human account for `make run`, its password kept in secrets.json to print again."""
     path = settings.home / SECRETS_FILE
     data = await asyncio.to_thread(_read_json, path)
-    users = data.setdefault("users", {})
+    known = data.get("users")
+    users: dict[str, object] = known if isinstance(known, dict) else {}
+    data["users"] = users
     created = username not in users
     if created:
         users[username] = secrets.token_urlsafe(12)

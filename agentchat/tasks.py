@@ -37,3 +37,12 @@ class TaskGroup:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_all(self, timeout: float = 10.0) -> None:
+        """Wait for the tasks running now (and those they start) to end; log what is left after ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self._tasks:
+                    await asyncio.wait(set(self._tasks))
+        except TimeoutError:
+            log.warning("%s: %d task(s) still running after %.0f s", self.name, len(self._tasks), timeout)

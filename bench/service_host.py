@@ -87,7 +87,7 @@ class Host:
     def stats(self) -> dict[str, Any]:
         supervisor = self.service.supervisor
         agents = supervisor.all() if supervisor is not None else []
-        online = sum(1 for a in agents if a.chat is not None and a.chat.connection.online)
+        online = sum(1 for a in agents if a.chat is not None and a.chat.transport.online)
         gc.collect()
         return {
             "agents": len(agents),
@@ -193,7 +193,7 @@ def _synchronous_full() -> None:
 
 def _announce_busy_at_once() -> None:
     """Presence and "composing" at the very start of every turn, however short (shipped: after 250 ms)."""
-    from agentchat.xmpp import agent_bot
+    from agentchat.bots.agent import bot as agent_bot
 
     agent_bot.ANNOUNCE_BUSY_AFTER = 0.0
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import slixmpp
 
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
-from agentchat.xmpp.connection import PLUGINS, shared_tls_context
+from agentchat.xmpp.session import PLUGINS, shared_tls_context
 from bench.service_host import rss_kb
 from bench.stats import summarize
 

@@ -3,6 +3,7 @@
 * ``prosody`` (session): one server for the whole run; admin and manager accounts exist.
 * ``isolated_prosody`` (function): a server of the test's own, to kill or restart.
 * ``user_client`` (function): ``await user_client("alice")`` creates a fresh account and logs in.
+* ``store`` (function): a real state database in the test's temporary directory, open for the test.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _REPO_ROOT = str(Path(__file__).resolve().parents[1])
 if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
+from agentchat.store.database import StateStore  # noqa: E402
 from tests.harness.clients import UserClient  # noqa: E402
 from tests.harness.prosody import ProsodyServer  # noqa: E402
 
@@ -98,3 +100,12 @@ async def user_client(request: pytest.FixtureRequest) -> AsyncIterator[UserClien
     yield factory
     for client in clients:
         await client.disconnect()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[StateStore]:
+    """A real state database in the test's temporary directory, open for the test."""
+    state = StateStore(tmp_path / "state.db")
+    await state.open()
+    yield state
+    await state.close()

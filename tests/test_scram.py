@@ -27,6 +27,6 @@ def test_native_hi_is_slixmpps_hi(hash_name: str, password: str, salt: bytes, it
 
 
 def test_the_service_uses_the_native_hi() -> None:
-    import agentchat.xmpp.connection  # noqa: F401 - installs it
+    import agentchat.xmpp.session  # noqa: F401 - installs it
 
     assert SCRAM.Hi is scram._native_hi

@@ -7,6 +7,7 @@ to its owner's permission prompts through the PermissionRegistry.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 import uuid
@@ -23,23 +24,31 @@ from agentchat.agents.backends.base import (
     SessionStarted,
     TurnResult,
 )
-from agentchat.errors import AgentChatError, StateError
+from agentchat.agents.backends.process import wait_event
+from agentchat.errors import AgentChatError, BackendError, StateError
 from agentchat.store.database import StateStore
-from agentchat.store.records import AgentRecord, AgentStatus
+from agentchat.store.records import AgentRecord, AgentStatus, InboundMessage, MessageState
+from agentchat.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
 BackendFactory = Callable[[BackendSpec], AgentBackend]
 
+# How long a process that died at start takes to report its end (its pipes are drained first).
+PROCESS_END_WAIT = 5.0
+
 
 class ChatPort(Protocol):
-    """What an agent needs from its chat side (the XMPP bot implements it)."""
+    """What an agent needs from its chat side (its bot implements it)."""
 
     async def show_event(self, event: AgentEvent) -> None: ...
 
     async def notify(self, text: str) -> None: ...
 
     def status_changed(self, status: AgentStatus) -> None: ...
+
+    def recover_unhandled(self, messages: list[InboundMessage]) -> None:
+        """Messages a previous run recorded but whose handling never finished: the chat side reads them again."""
 
 
 class SlotPool(Protocol):
@@ -54,18 +63,28 @@ class SlotPool(Protocol):
 
 @dataclass(frozen=True)
 class Submitted:
-    duplicate: bool = False
     # How many messages wait before this one (0: it starts now, or right after the current turn).
     ahead: int = 0
     busy: bool = False
-    # Why the message could not be saved (the disk is full…); it is handled from memory all the same.
-    save_error: str | None = None
+
+
+class Interrupted(enum.Enum):
+    NOTHING = "nothing"  # no turn was running
+    STOPPED = "stopped"  # the backend acknowledged the interrupt; the turn ends with ⏹ Stopped
+    FORCED = "forced"  # the backend did not acknowledge: its process was ended
+
+
+@dataclass(frozen=True)
+class InterruptOutcome:
+    how: Interrupted
+    reason: str = ""
 
 
 @dataclass
 class _QueuedMessage:
     inbound_id: int | None  # None: never saved (the store refused it)
     text: str
+    message_id: str | None = None  # the client's id, for corrections (XEP-0308)
 
 
 class Agent:
@@ -99,6 +118,13 @@ class Agent:
         self.waiting_for_slot = False
         # Set while _discard_backend() ends the process and cleans up after it (the slot is held until then).
         self._discarding: asyncio.Event | None = None
+        # The message whose turn runs now, and the one a stop or a crash cut (the owner may `retry` it).
+        self._running: _QueuedMessage | None = None
+        self.interrupted: _QueuedMessage | None = None
+        # How the last process ended (for a turn whose process died before it could be sent the message).
+        self._last_exit: ProcessExited | None = None
+        # Bookkeeping writes nothing waits for (a message's state), kept and logged if they fail.
+        self._writes = TaskGroup(f"agent-state:{record.id}")
 
     @property
     def id(self) -> str:
@@ -122,45 +148,97 @@ class Agent:
 
     # life cycle
 
-    async def start(self) -> None:
-        """Start the worker and re-queue every message a previous run received but never finished."""
+    async def load(self) -> None:
+        """Pick up what a previous run left, before the chat goes online: queued messages run (they never
+        did), a message whose turn was cut is kept for `retry`, what was never handled goes to the chat side."""
+        unhandled: list[InboundMessage] = []
         for message in await self._store.pending_inbound(self.id):
-            self._queue.put_nowait(_QueuedMessage(message.id, message.body))
+            if message.state is MessageState.QUEUED:
+                self._queue.put_nowait(_QueuedMessage(message.id, message.body, message.message_id))
+            elif message.state in (MessageState.RUNNING, MessageState.INTERRUPTED):
+                if self.interrupted is not None and self.interrupted.inbound_id is not None:
+                    await self._set_state(self.interrupted.inbound_id, MessageState.DONE)  # only the last one
+                self.interrupted = _QueuedMessage(message.id, message.body, message.message_id)
+                if message.state is MessageState.RUNNING:
+                    await self._set_state(message.id, MessageState.INTERRUPTED)
+            else:
+                unhandled.append(message)
+        if unhandled and self.chat is not None:
+            self.chat.recover_unhandled(unhandled)
+
+    async def start(self) -> None:
+        """Start taking turns; tell the owner about a turn a restart cut."""
+        if self.interrupted is not None and self.chat is not None:
+            flat = " ".join(self.interrupted.text.split())
+            await self.chat.notify(
+                f"🔄 agentchat restarted while the agent was working on “{flat[:60]}{'…' if len(flat) > 60 else ''}”; "
+                "that turn did not finish and was not run again. Send `retry` to run it again."
+            )
         self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"agent:{self.id}")
 
     async def shutdown(self) -> None:
-        """Service stop: end the worker and the process; the record stays for the next start."""
+        """Service stop: end the worker and the process; the record stays for the next start. A turn
+        cut here is kept for `retry` and the owner is told."""
+        running = self._running
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
+        if running is not None and self._running is running:
+            self._running = None
+            self.interrupted = running
+            if running.inbound_id is not None:
+                await self._set_state(running.inbound_id, MessageState.INTERRUPTED)
+            if self.chat is not None:
+                await self.chat.notify(
+                    "⏹ agentchat is stopping: the current turn was cut before it finished. "
+                    "After the restart, send `retry` to run your message again."
+                )
         await self.stop_process(AgentStatus.STOPPED)
+        await self._writes.wait_all()
 
     # what the chat side calls
 
-    async def submit(self, text: str, stanza_id: str | None) -> Submitted:
-        """Record the message (so a crash cannot lose it), then queue it for the next turn."""
-        save_error: str | None = None
-        try:
-            inbound_id = await self._store.record_inbound(self.id, stanza_id, text)
-        except StateError as exc:
-            # Keep serving: the message is handled from memory; only a crash before its turn loses it.
-            log.error("agent %s: message kept in memory only: %s", self.id, exc)
-            inbound_id, save_error = None, str(exc)
-        else:
-            if inbound_id is None:
-                return Submitted(duplicate=True)
+    def submit(self, text: str, record_id: int | None, message_id: str | None = None) -> Submitted:
+        """Queue a message (already recorded by the chat side) for the next turn."""
         ahead = self._queue.qsize()
         busy = self.in_turn or self.waiting_for_slot
-        self._queue.put_nowait(_QueuedMessage(inbound_id, text))
-        return Submitted(ahead=ahead, busy=busy, save_error=save_error)
+        self._queue.put_nowait(_QueuedMessage(record_id, text, message_id))
+        if (busy or ahead) and record_id is not None:
+            # It waits: a restart must run it (a message still RECEIVED would go through the chat side again).
+            self._write_state(record_id, MessageState.QUEUED)
+        return Submitted(ahead=ahead, busy=busy)
 
-    async def interrupt(self) -> bool:
-        """Stop the running turn (the process and session stay); False when nothing runs."""
+    def correct_queued(self, message_id: str, text: str) -> bool:
+        """Replace the text of a message that still waits for its turn (XEP-0308); False if none does."""
+        for message in self._queue._queue:  # type: ignore[attr-defined]  # asyncio.Queue keeps a deque
+            if message.message_id == message_id:
+                message.text = text
+                return True
+        return False
+
+    def retry(self) -> str | None:
+        """Queue again the message whose turn was cut; its text, or None when there is none."""
+        message, self.interrupted = self.interrupted, None
+        if message is None:
+            return None
+        self._queue.put_nowait(message)
+        if message.inbound_id is not None:
+            self._write_state(message.inbound_id, MessageState.QUEUED)
+        return message.text
+
+    async def interrupt(self) -> InterruptOutcome:
+        """Stop the running turn (the process and session stay). A backend that does not acknowledge
+        the interrupt has its process ended (the next message resumes the session)."""
         if not self.in_turn or self._backend is None:
-            return False
-        await self._backend.interrupt()
-        return True
+            return InterruptOutcome(Interrupted.NOTHING)
+        try:
+            await self._backend.interrupt()
+        except BackendError as exc:
+            log.warning("agent %s: %s; ending its process", self.id, exc)
+            await self.stop_process(AgentStatus.STOPPED)
+            return InterruptOutcome(Interrupted.FORCED, str(exc))
+        return InterruptOutcome(Interrupted.STOPPED)
 
     # the worker
 
@@ -195,6 +273,11 @@ class Agent:
                 self._slots.agent_became_idle(self)  # an agent waiting for a slot may have this one's
 
     async def _run_turn(self, message: _QueuedMessage) -> None:
+        self._running = message
+        if message.inbound_id is not None:
+            # Not awaited: the turn must not wait for the disk. The store runs its work in order, so the
+            # turn's end (DONE) is written after this.
+            self._write_state(message.inbound_id, MessageState.RUNNING)
         for attempt in range(2):
             # Busy from here on: while its process starts, the agent holds a slot without a process,
             # and must not look idle to ProcessSlots (stopping it frees nothing: acquire() spun forever).
@@ -204,30 +287,49 @@ class Agent:
             except BaseException:
                 self.in_turn = False
                 raise
-            assert self._backend is not None
+            backend = self._backend
             self._turn_done = asyncio.Event()
             self._turn_outcome = None
             self.turn_started_at = time.monotonic()
-            # Nothing is written between the message and the backend: a restart re-queues whatever
-            # is not DONE, and a turn's statuses are never restored (restore() says STOPPED).
+            # A turn's statuses are never written: restore() says STOPPED.
             self._apply_status(AgentStatus.WORKING)
             try:
-                await self._backend.send(message.text)
-                await self._turn_done.wait()
+                try:
+                    if backend is None:
+                        raise BackendError("the agent's process ended before it could take the message")
+                    await backend.send(message.text)
+                except BackendError:
+                    if backend is not None and backend.running:
+                        raise
+                    # It died before taking the message (a CLI that refuses its session): how it ended
+                    # decides what comes next.
+                    if self._last_exit is None and not await wait_event(self._turn_done, PROCESS_END_WAIT):
+                        raise
+                    self._turn_outcome = self._turn_outcome or self._last_exit
+                else:
+                    await self._turn_done.wait()
             finally:
                 self.in_turn = False
                 self.turn_started_at = None
             outcome = self._turn_outcome
-            if isinstance(outcome, ProcessExited) and outcome.session_not_found and attempt == 0:
-                await self._start_fresh_session()
-                continue
+            if isinstance(outcome, ProcessExited) and attempt == 0:
+                if outcome.session_not_found:
+                    await self._start_fresh_session()
+                    continue
+                if outcome.session_in_use:
+                    # The CLI already has this session (our record said it had not started): resume it.
+                    self.record.session_started = True
+                    await self._save()
+                    continue
             break
+        self._running = None
         self.record.last_active = time.time()
         self._apply_status(AgentStatus.IDLE if self.process_running else AgentStatus.STOPPED)
         await self._finish_message(message)
 
     async def _finish_message(self, message: _QueuedMessage) -> None:
         """One commit per turn: the message is DONE, and the counters, status and pid are saved."""
+        self._running = None
         try:
             await self._store.finish_turn(self.record, message.inbound_id)
         except StateError as exc:
@@ -256,6 +358,7 @@ class Agent:
         finally:
             self.waiting_for_slot = False
         self._apply_status(AgentStatus.STARTING)
+        self._last_exit = None
         backend = self._backend_factory(self._spec_factory(self.record))
         try:
             await backend.start()
@@ -317,9 +420,8 @@ class Agent:
             await self._save()
         elif isinstance(event, TurnResult):
             self.record.turns += 1
-            if event.total_cost_usd is not None:
-                self.record.total_cost_usd = event.total_cost_usd
-            elif event.turn_cost_usd is not None:
+            # Added up here, over every process: a backend's own total starts again with each process.
+            if event.turn_cost_usd is not None:
                 self.record.total_cost_usd += event.turn_cost_usd
         if isinstance(event, ProcessExited):
             await self._process_exited(event)
@@ -332,10 +434,11 @@ class Agent:
                 self._turn_done.set()
 
     async def _process_exited(self, event: ProcessExited) -> None:
+        self._last_exit = event
         self._slots.release(self)
         self._backend = None
         self.record.pid = None
-        if not event.expected and not event.session_not_found and self.chat is not None:
+        if not event.expected and not event.session_not_found and not event.session_in_use and self.chat is not None:
             await self.chat.show_event(event)
         self._turn_outcome = event
         if self._turn_done is not None:
@@ -357,6 +460,15 @@ class Agent:
         """The permission side tells us a prompt opened or closed."""
         if self.in_turn:
             self._apply_status(AgentStatus.WAITING if waiting else AgentStatus.WORKING)
+
+    def _write_state(self, record_id: int, state: MessageState) -> None:
+        self._writes.spawn(self._set_state(record_id, state), f"{state.value}:{record_id}")
+
+    async def _set_state(self, record_id: int, state: MessageState) -> None:
+        try:
+            await self._store.set_inbound_state(record_id, state)
+        except StateError as exc:
+            log.error("agent %s: %s", self.id, exc)
 
     async def _save(self) -> None:
         try:

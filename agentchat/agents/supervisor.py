@@ -18,7 +18,7 @@ from agentchat.agents.agent import Agent, ChatPort
 from agentchat.agents.backends.base import AgentBackend, BackendSpec
 from agentchat.agents.names import new_agent_name
 from agentchat.agents.slots import ProcessSlots
-from agentchat.errors import AgentChatError, ProvisioningError
+from agentchat.errors import AgentChatError, ProvisioningError, StateError
 from agentchat.logs import register_secret
 from agentchat.provisioning.base import AccountExists, AccountMissing, Provisioner
 from agentchat.store.database import StateStore
@@ -28,12 +28,14 @@ log = logging.getLogger(__name__)
 
 
 class ChatSide(ChatPort, Protocol):
-    """An agent's chat presence (its XMPP bot), opened by the ChatFactory."""
+    """An agent's chat presence (its bot and account), made by the ChatFactory, then opened."""
+
+    async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
 
-ChatFactory = Callable[[Agent, str], Awaitable[ChatSide]]
+ChatFactory = Callable[[Agent, str], ChatSide]
 
 
 class ServiceAccounts(Protocol):
@@ -139,7 +141,13 @@ class AgentSupervisor:
             raise
         await agent.start()
         if first_task:
-            await agent.submit(first_task, stanza_id=None)
+            # Recorded first, like every message to an agent: a crash before its turn must not lose it.
+            try:
+                record_id: int | None = await self._store.add_inbound(agent.id, owner, first_task)
+            except StateError as exc:
+                log.error("agent %s: first task kept in memory only: %s", agent.id, exc)
+                record_id = None
+            agent.submit(first_task, record_id)
         return CreatedAgent(agent, self.jid_of(name), time.perf_counter() - started)
 
     def _new_agent(self, record: AgentRecord) -> Agent:
@@ -165,9 +173,13 @@ class AgentSupervisor:
         return password
 
     async def _open_chat(self, agent: Agent, password: str) -> None:
-        chat = await self._chat_factory(agent, password)
+        chat = self._chat_factory(agent, password)
         agent.chat = chat
         self._chats[agent.id] = chat
+        # The agent's own queue first (what waited at the last stop), then the chat's: new messages
+        # that arrive once it is online come after them.
+        await agent.load()
+        await chat.open()
 
     async def _discard(self, agent: Agent) -> None:
         self._agents.pop(agent.id, None)
@@ -189,7 +201,9 @@ class AgentSupervisor:
         agents: list[Agent] = []
         for record in await self._store.load_agents():
             if record.status == AgentStatus.KILLED:
-                await self._store.delete_agent(record.id)
+                # A kill the last run did not finish: the process, the account and the row still go.
+                kill_stale_process_group(record.pid, record.id)
+                await self._finish_removal(record.id)
                 continue
             kill_stale_process_group(record.pid, record.id)
             record.pid = None
@@ -237,26 +251,50 @@ class AgentSupervisor:
     # removal
 
     async def kill(self, agent_id: str) -> Agent | None:
+        """End an agent for good; None if there is no such agent. Safe to call twice.
+
+        Failure-atomic: the record is marked KILLED first (if that cannot be saved, the agent stays as it
+        was and the error goes to the caller), then the process stops, the chat closes, the account and
+        the row are deleted; a restart finishes whatever a crash left undone.
+        """
         async with self._lock:
-            agent = self._agents.pop(agent_id, None)
-        if agent is None:
-            return None
-        agent.record.status = AgentStatus.KILLED
-        await self._store.save_agent(agent.record)
+            agent = self._agents.get(agent_id)
+            if agent is None:
+                return None
+            if agent.record.status is not AgentStatus.KILLED:
+                previous = agent.record.status
+                agent.record.status = AgentStatus.KILLED
+                try:
+                    await self._store.save_agent(agent.record)
+                except BaseException:
+                    agent.record.status = previous
+                    raise
+            self._agents.pop(agent_id, None)
         await agent.shutdown()
         if self._on_agent_removed is not None:
             self._on_agent_removed(agent.id)
         chat = self._chats.pop(agent.id, None)
         if chat is not None:
             await chat.close()
+        await self._finish_removal(agent.id)
+        return agent
+
+    async def _finish_removal(self, agent_id: str) -> None:
+        """Account, service-JID entry and row of a killed agent; what fails is logged and left for the next start."""
         try:
-            await self._require_provisioner().delete_account(agent.id)
+            await self._require_provisioner().delete_account(agent_id)
         except AccountMissing:
             pass
+        except ProvisioningError as exc:
+            # The row stays KILLED: the next start tries again, so no account is orphaned.
+            log.error("agent %s: its account could not be deleted (the next start tries again): %s", agent_id, exc)
+            return
         if self._service_accounts is not None:
-            await self._service_accounts.remove(self.jid_of(agent.id))
-        await self._store.delete_agent(agent.id)
-        return agent
+            try:
+                await self._service_accounts.remove(self.jid_of(agent_id))
+            except AgentChatError as exc:
+                log.warning("agent %s: service accounts: %s", agent_id, exc)
+        await self._store.delete_agent(agent_id)
 
     async def shutdown(self) -> None:
         """Service stop: every process ended, every bot offline, records kept."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -60,7 +60,7 @@ class CommandRegistry(Generic[Context]):
             return None
         return command
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Command[Context]]:
         return iter(self._commands)
 
     def help_text(self, title: str) -> str:

@@ -82,7 +82,7 @@ def render_tool_use(name: str, input: Mapping[str, Any], cwd: Path | None = None
 
 def render_turn_summary(result: TurnResult) -> str:
     """``✅ Done · 2 turns · 4.2 s · $0.0547``, ``⏹ Stopped`` or ``⚠️ Turn failed: …``."""
-    if result.subtype == "error_during_execution" and not result.errors:
+    if result.interrupted or (result.subtype == "error_during_execution" and not _real_errors(result.errors)):
         return "⏹ Stopped"
     if result.is_error or result.subtype != "success":
         reason = "; ".join(error.strip() for error in result.errors if error.strip())
@@ -99,6 +99,12 @@ def render_turn_summary(result: TurnResult) -> str:
     elif result.total_cost_usd is not None:
         parts.append(f"{format_cost(result.total_cost_usd)} session")
     return " · ".join(parts)
+
+
+def _real_errors(errors: tuple[str, ...]) -> list[str]:
+    """Errors that say something went wrong; Claude Code 2.1.332 adds "[ede_diagnostic] …" lines to a
+    plain interrupt's result."""
+    return [error for error in errors if error.strip() and not error.lstrip().startswith("[ede_diagnostic]")]
 
 
 def render_tool_error(content: str) -> str:

@@ -222,6 +222,16 @@ def _answer_labels(part: str, question: Question) -> list[str] | str | None:
     return None
 
 
+def looks_like_reply(text: str) -> bool:
+    """Whether ``text`` reads as an answer to some prompt (``yes``, ``no <reason>``, ``always``, ``#a1b2 …``,
+    numbers), whatever is pending."""
+    stripped = text.strip()
+    addressed = _ID.match(stripped)
+    if addressed is not None and (addressed.group(1) == "#" or _looks_like_reply((addressed.group(3) or "").strip())):
+        return True
+    return _looks_like_reply(stripped)
+
+
 def _looks_like_reply(text: str) -> bool:
     word_match = _WORD.match(text)
     if word_match is not None and word_match.group(1).casefold() in _REPLY_WORDS:

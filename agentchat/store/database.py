@@ -23,12 +23,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agentchat.errors import StateError
-from agentchat.store.records import AgentRecord, AgentStatus, InboundMessage, MessageState
+from agentchat.store.records import AgentRecord, AgentStatus, Arrival, InboundMessage, MessageState
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# How long the keys that recognise a message arriving again are kept (agentchat.chat.dedup), and how many
+# recorded messages go by between two prunings of older keys.
+DEDUP_WINDOW = 24 * 3600
+PRUNE_EVERY = 1000
+# An id-less message resent by the server matches one recorded this close to the time it was first sent.
+RESENT_SLACK = 5.0
 Statement = tuple[str, Sequence[object]]
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -45,21 +54,37 @@ CREATE TABLE IF NOT EXISTS agents (
     turns INTEGER NOT NULL DEFAULT 0,
     pid INTEGER
 );
+-- Messages from people, to a bot (an agent, or the manager), kept until handled and after (history).
 CREATE TABLE IF NOT EXISTS inbound (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    agent_id TEXT NOT NULL,
-    stanza_id TEXT,
+    bot TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    message_id TEXT,
     body TEXT NOT NULL,
     state TEXT NOT NULL,
     received_at REAL NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS inbound_dedup ON inbound(agent_id, stanza_id) WHERE stanza_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS inbound_pending ON inbound(agent_id, state);
+CREATE INDEX IF NOT EXISTS inbound_pending ON inbound(bot, state);
+CREATE INDEX IF NOT EXISTS inbound_message ON inbound(bot, peer, message_id);
+-- What recognises a message that arrives again (agentchat.chat.dedup), for DEDUP_WINDOW.
+CREATE TABLE IF NOT EXISTS inbound_keys (
+    bot TEXT NOT NULL,
+    key TEXT NOT NULL,
+    inbound_id INTEGER NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbound_keys_lookup ON inbound_keys(bot, key, received_at);
 CREATE TABLE IF NOT EXISTS outbound (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     agent_id TEXT NOT NULL,
     body TEXT NOT NULL,
     sent_at REAL NOT NULL
+);
+-- A person's `new` dialogue with the manager, so that a restart continues it instead of replaying it.
+CREATE TABLE IF NOT EXISTS dialogues (
+    peer TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL
 );
 """
 
@@ -96,11 +121,49 @@ def _connect(path: Path) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA busy_timeout=5000")
+        _set_aside_version_1(connection)
         connection.executescript(SCHEMA)
+        _migrate_version_1(connection)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def _tables(connection: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _set_aside_version_1(connection: sqlite3.Connection) -> None:
+    """Wave 1 kept agents' messages in inbound(agent_id, stanza_id, …): rename it out of the way."""
+    if "inbound" not in _tables(connection):
+        return
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(inbound)")}
+    if "agent_id" not in columns:
+        return
+    _in_transaction(connection, [
+        ("DROP INDEX IF EXISTS inbound_dedup", ()),
+        ("DROP INDEX IF EXISTS inbound_pending", ()),
+        ("ALTER TABLE inbound RENAME TO inbound_v1", ()),
+    ])
+
+
+def _migrate_version_1(connection: sqlite3.Connection) -> None:
+    """Copy wave 1's messages into the new table (idempotent: a crash half-way is finished next time)."""
+    if "inbound_v1" not in _tables(connection):
+        return
+    _in_transaction(connection, [
+        (
+            "INSERT OR IGNORE INTO inbound (id, bot, peer, message_id, body, state, received_at) "
+            "SELECT i.id, i.agent_id, COALESCE(a.owner, ''), i.stanza_id, i.body, "
+            "CASE i.state WHEN 'done' THEN 'done' WHEN 'sent' THEN 'running' ELSE 'queued' END, i.received_at "
+            "FROM inbound_v1 i LEFT JOIN agents a ON a.id = i.agent_id",
+            (),
+        ),
+        ("DROP TABLE inbound_v1", ()),
+    ])
+    log.info("state database: messages moved to the version %d layout", SCHEMA_VERSION)
 
 
 def _in_transaction(connection: sqlite3.Connection, statements: Sequence[Statement]) -> None:
@@ -122,6 +185,7 @@ class StateStore:
         self.path = path
         self._connection: sqlite3.Connection | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._recorded = 0
 
     async def open(self) -> None:
         thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-db")
@@ -169,7 +233,7 @@ class StateStore:
     async def delete_agent(self, agent_id: str) -> None:
         statements = [
             (f"DELETE FROM {table} WHERE {column} = ?", (agent_id,))
-            for table, column in (("agents", "id"), ("inbound", "agent_id"), ("outbound", "agent_id"))
+            for table, column in (("agents", "id"), ("inbound", "bot"), ("inbound_keys", "bot"), ("outbound", "agent_id"))
         ]
         await self._run(lambda c: _in_transaction(c, statements), f"cannot delete agent {agent_id}")
 
@@ -193,22 +257,70 @@ class StateStore:
             for row in rows
         ]
 
-    # messages from users: recorded before they are acknowledged, so a crash loses none
+    # messages from people: recorded before they are acknowledged, so a crash loses none
 
-    async def record_inbound(self, agent_id: str, stanza_id: str | None, body: str) -> int | None:
-        """Store a user message; None when this stanza id was already recorded (a duplicate)."""
-        params = (agent_id, stanza_id, body, MessageState.QUEUED.value, time.time())
+    async def record_arrivals(self, bot: str, arrivals: Sequence[Arrival]) -> list[int | None]:
+        """Record messages to ``bot`` in one commit; for each, its row id, or None when it is one already
+        recorded (see agentchat.chat.dedup: any of its keys within the window, or an id-less resent copy
+        whose text was recorded close to the time the server first sent it)."""
+        now = time.time()
 
-        def insert(connection: sqlite3.Connection) -> int | None:
+        def record(connection: sqlite3.Connection) -> list[int | None]:
+            ids: list[int | None] = []
+            connection.execute("BEGIN")
             try:
-                cursor = connection.execute(
-                    "INSERT INTO inbound (agent_id, stanza_id, body, state, received_at) VALUES (?,?,?,?,?)", params
-                )
-            except sqlite3.IntegrityError:
-                return None
+                for arrival in arrivals:
+                    ids.append(_record_one(connection, bot, arrival, now))
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            return ids
+
+        ids = await self._run(record)
+        self._recorded += len(arrivals)
+        if self._recorded >= PRUNE_EVERY:
+            self._recorded = 0
+            await self._run(lambda c: c.execute("DELETE FROM inbound_keys WHERE received_at < ?", (now - DEDUP_WINDOW,)))
+        return ids
+
+    async def add_inbound(self, bot: str, peer: str, body: str) -> int:
+        """Record a message that did not come over the chat (an agent's first task, given to the manager)."""
+        params = (bot, peer, body, MessageState.RECEIVED.value, time.time())
+
+        def insert(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "INSERT INTO inbound (bot, peer, message_id, body, state, received_at) VALUES (?,?,NULL,?,?,?)", params
+            )
+            assert cursor.lastrowid is not None
             return cursor.lastrowid
 
         return await self._run(insert)
+
+    async def set_inbound_state(self, record_id: int, state: MessageState) -> None:
+        await self._run(lambda c: c.execute("UPDATE inbound SET state = ? WHERE id = ?", (state.value, record_id)))
+
+    async def finish_inbound(self, record_id: int) -> None:
+        await self.set_inbound_state(record_id, MessageState.DONE)
+
+    async def replace_queued(self, bot: str, peer: str, message_id: str, body: str) -> MessageState | None:
+        """A correction (XEP-0308): the newest message of ``peer`` with that id gets ``body`` if it still
+        waits for its turn. Returns the message's state (None: no such message)."""
+
+        def replace(connection: sqlite3.Connection) -> MessageState | None:
+            row = connection.execute(
+                "SELECT id, state FROM inbound WHERE bot = ? AND peer = ? AND message_id = ? ORDER BY id DESC LIMIT 1",
+                (bot, peer, message_id),
+            ).fetchone()
+            if row is None:
+                return None
+            state = MessageState(row[1])
+            if state in (MessageState.RECEIVED, MessageState.QUEUED):
+                connection.execute("UPDATE inbound SET body = ? WHERE id = ?", (body, row[0]))
+            return state
+
+        return await self._run(replace)
 
     async def finish_turn(self, agent: AgentRecord, message_id: int | None) -> None:
         """The end of a turn in one commit: the message is DONE and the agent's counters saved."""
@@ -217,14 +329,27 @@ class StateStore:
             statements.append(("UPDATE inbound SET state = ? WHERE id = ?", (MessageState.DONE.value, message_id)))
         await self._run(lambda c: _in_transaction(c, statements))
 
-    async def pending_inbound(self, agent_id: str) -> list[InboundMessage]:
-        """Messages not yet answered (queued, or sent to an agent whose turn never ended), oldest first."""
+    async def pending_inbound(self, bot: str) -> list[InboundMessage]:
+        """Messages to ``bot`` not yet done, oldest first."""
         rows = await self.query(
-            "SELECT id, agent_id, stanza_id, body, state, received_at FROM inbound "
-            "WHERE agent_id = ? AND state != ? ORDER BY id",
-            (agent_id, MessageState.DONE.value),
+            "SELECT id, bot, peer, message_id, body, state, received_at FROM inbound "
+            "WHERE bot = ? AND state != ? ORDER BY id",
+            (bot, MessageState.DONE.value),
         )
-        return [InboundMessage(r[0], r[1], r[2], r[3], MessageState(r[4]), r[5]) for r in rows]
+        return [InboundMessage(r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), r[6]) for r in rows]
+
+    # the manager's dialogues
+
+    async def save_dialogue(self, peer: str, state: str | None) -> None:
+        """Keep (or, with None, forget) a person's `new` dialogue."""
+        if state is None:
+            await self._run(lambda c: c.execute("DELETE FROM dialogues WHERE peer = ?", (peer,)))
+        else:
+            params = (peer, state, time.time())
+            await self._run(lambda c: c.execute("INSERT OR REPLACE INTO dialogues (peer, state, updated_at) VALUES (?,?,?)", params))
+
+    async def load_dialogues(self) -> dict[str, str]:
+        return {peer: state for peer, state in await self.query("SELECT peer, state FROM dialogues")}
 
     async def record_outbound(self, agent_id: str, bodies: list[str]) -> None:
         """Messages sent to the owner, in one commit (a turn's answer and its summary usually go together)."""
@@ -236,9 +361,40 @@ class StateStore:
     async def history(self, agent_id: str, limit: int = 50) -> list[tuple[str, str, float]]:
         """The last messages both ways, oldest first: (direction, body, time)."""
         rows = await self.query(
-            "SELECT * FROM (SELECT 'in', body, received_at AS t FROM inbound WHERE agent_id = ? "
+            "SELECT * FROM (SELECT 'in', body, received_at AS t FROM inbound WHERE bot = ? "
             "UNION ALL SELECT 'out', body, sent_at AS t FROM outbound WHERE agent_id = ?) "
             "ORDER BY t DESC LIMIT ?",
             (agent_id, agent_id, limit),
         )
         return [(r[0], r[1], r[2]) for r in reversed(rows)]
+
+
+def _record_one(connection: sqlite3.Connection, bot: str, arrival: Arrival, now: float) -> int | None:
+    """Insert one arrival unless it was recorded before; None for a duplicate. Inside the caller's transaction."""
+    since = now - DEDUP_WINDOW
+    if arrival.keys:
+        marks = ",".join("?" * len(arrival.keys))
+        seen = connection.execute(
+            f"SELECT 1 FROM inbound_keys WHERE bot = ? AND key IN ({marks}) AND received_at >= ? LIMIT 1",
+            (bot, *arrival.keys, since),
+        ).fetchone()
+    elif arrival.resent_at is not None:
+        seen = connection.execute(
+            "SELECT 1 FROM inbound_keys WHERE bot = ? AND key = ? AND received_at BETWEEN ? AND ? LIMIT 1",
+            (bot, arrival.text_key, arrival.resent_at - RESENT_SLACK, arrival.resent_at + RESENT_SLACK),
+        ).fetchone()
+    else:
+        seen = None
+    if seen is not None:
+        return None
+    cursor = connection.execute(
+        "INSERT INTO inbound (bot, peer, message_id, body, state, received_at) VALUES (?,?,?,?,?,?)",
+        (bot, arrival.peer, arrival.message_id, arrival.body, MessageState.RECEIVED.value, arrival.received_at),
+    )
+    row_id = cursor.lastrowid
+    assert row_id is not None
+    connection.executemany(
+        "INSERT INTO inbound_keys (bot, key, inbound_id, received_at) VALUES (?,?,?,?)",
+        [(bot, key, row_id, arrival.received_at) for key in (*arrival.keys, arrival.text_key)],
+    )
+    return row_id

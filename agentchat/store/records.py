@@ -13,7 +13,7 @@ class AgentStatus(str, enum.Enum):
     WORKING = "working"
     WAITING = "waiting for permission"
     STOPPED = "stopped"  # no process (idle timeout or after a restart); the next message resumes
-    KILLED = "killed"
+    KILLED = "killed"  # being ended: a restart finishes the job (process, account, row)
 
 
 @dataclass
@@ -28,23 +28,43 @@ class AgentRecord:
     session_started: bool = False
     created_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.time)
+    # What the agent's work cost so far, over every process and session (USD).
     total_cost_usd: float = 0.0
+    # Messages the agent answered (one turn each).
     turns: int = 0
     # The backend's process group from the last run, cleaned up if a crash left it behind.
     pid: int | None = None
 
 
 class MessageState(str, enum.Enum):
-    QUEUED = "queued"  # received from the user, not yet given to the agent
-    SENT = "sent"  # given to the agent (written by earlier versions; read as not DONE)
-    DONE = "done"  # the agent's turn for it ended
+    """Where a message from a person is. Everything but DONE is picked up again after a restart."""
+
+    RECEIVED = "received"  # recorded; its bot has not finished handling it (a restart hands it over again)
+    QUEUED = "queued"  # waits for its agent's turn
+    RUNNING = "running"  # its turn started; a restart does not run it again unasked (see INTERRUPTED)
+    INTERRUPTED = "interrupted"  # its turn was cut by a stop or a crash: the owner may `retry` it
+    DONE = "done"  # handled (a command answered, or the agent's turn for it ended)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A message to record, with what recognises it if it arrives again (agentchat.chat.dedup)."""
+
+    peer: str
+    message_id: str | None
+    body: str
+    keys: tuple[str, ...]
+    text_key: str
+    resent_at: float | None
+    received_at: float
 
 
 @dataclass
 class InboundMessage:
     id: int
-    agent_id: str
-    stanza_id: str | None
+    bot: str  # the agent's id, or "manager"
+    peer: str  # the sender's bare JID
+    message_id: str | None
     body: str
     state: MessageState
     received_at: float

@@ -9,15 +9,18 @@ which hashlib.pbkdf2_hmac computes natively; the result is the same bytes
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from typing import cast
 
 from slixmpp.util import bytes as to_bytes
 from slixmpp.util.sasl.mechanisms import SCRAM
 
-_python_hi = SCRAM.Hi
+_python_hi = cast(Callable[[SCRAM, str, bytes, int], bytes], SCRAM.__dict__["Hi"])
 
 
 def _native_hi(self: SCRAM, text: str, salt: bytes, iterations: int) -> bytes:
-    return hashlib.pbkdf2_hmac(self.hash().name, to_bytes(text), salt, iterations)
+    digest = cast(Callable[[], "hashlib._Hash"], self.hash)  # set by SCRAM.setup() from the mechanism's name
+    return hashlib.pbkdf2_hmac(digest().name, to_bytes(text), salt, iterations)
 
 
 def install() -> None:
@@ -27,4 +30,4 @@ def install() -> None:
 
 def python_hi(mechanism: SCRAM, text: str, salt: bytes, iterations: int) -> bytes:
     """slixmpp's own implementation, for the comparison in the tests."""
-    return _python_hi(mechanism, text, salt, iterations)  # type: ignore[no-any-return]
+    return _python_hi(mechanism, text, salt, iterations)

@@ -15,7 +15,7 @@ from agentchat.agents.agent import Agent
 from agentchat.agents.backends.base import AgentEvent, BackendSpec, TurnResult
 from agentchat.agents.slots import ProcessSlots
 from agentchat.store.database import StateStore
-from agentchat.store.records import AgentRecord, AgentStatus, MessageState
+from agentchat.store.records import AgentRecord, AgentStatus, InboundMessage, MessageState
 from tests.support.instant_backend import InstantBackend
 
 TIMEOUT = 5.0
@@ -38,6 +38,9 @@ class RecordingChat:
 
     def status_changed(self, status: AgentStatus) -> None:
         self.statuses.append(status)
+
+    def recover_unhandled(self, messages: list[InboundMessage]) -> None:
+        self.notices.extend(f"unhandled: {m.body}" for m in messages)
 
 
 class BrokenOnceBackend(InstantBackend):
@@ -64,16 +67,22 @@ async def make_agent(store: StateStore, tmp_path: Path, backend: type[InstantBac
         idle_timeout=3600,
     )
     agent.chat = chat = RecordingChat()
+    await agent.load()
     await agent.start()
     return agent, chat
+
+
+async def submit(store: StateStore, agent: Agent, text: str) -> None:
+    """As the agent's bot does: the message is recorded (by its inbox), then handed to the agent."""
+    agent.submit(text, await store.add_inbound(agent.id, agent.owner, text))
 
 
 async def test_an_answered_message_is_saved_as_done_with_the_turn_counted(store: StateStore, tmp_path: Path) -> None:
     agent, chat = await make_agent(store, tmp_path, InstantBackend)
     try:
-        await agent.submit("first", stanza_id="m1")
+        await submit(store, agent, "first")
         await asyncio.wait_for(chat.results.get(), TIMEOUT)
-        await agent.submit("second", stanza_id="m2")
+        await submit(store, agent, "second")
         await asyncio.wait_for(chat.results.get(), TIMEOUT)
         for _ in range(100):  # the end of the turn is saved just after its result is shown
             if not await store.pending_inbound(agent.id):
@@ -95,8 +104,8 @@ async def test_a_bug_in_a_turn_is_reported_and_the_next_message_is_answered(stor
     BrokenOnceBackend.failed = False
     agent, chat = await make_agent(store, tmp_path, BrokenOnceBackend)
     try:
-        await agent.submit("hits the bug", stanza_id="m1")
-        await agent.submit("after the bug", stanza_id="m2")
+        await submit(store, agent, "hits the bug")
+        await submit(store, agent, "after the bug")
         result = await asyncio.wait_for(chat.results.get(), TIMEOUT)
         assert result.text == "done: after the bug"
         assert any("Internal error" in notice for notice in chat.notices), chat.notices

@@ -259,12 +259,13 @@ async def test_every_agent_answers_with_one_stop_per_start_beyond_the_limit(
             idle_timeout=3600,
         )
         agent.chat = chat = AnsweredChat()
+        await agent.load()
         await agent.start()
         agents.append(agent)
         chats.append(chat)
     try:
         for agent in agents:
-            await agent.submit(f"hello {agent.id}", stanza_id=None)
+            agent.submit(f"hello {agent.id}", None)
         await asyncio.wait_for(
             asyncio.gather(*(chat.answered.wait() for chat in chats)), TIMEOUT
         )

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from agentchat.xmpp import agent_bot
+from agentchat.bots.agent import bot as agent_bot
 from tests.support.service import create_agent, make_repositories, running_service, service_settings
 
 PROMPT_ID = re.compile(r"#([0-9a-f]{4})")
@@ -158,6 +158,9 @@ async def test_adhoc_provisioner_creates_and_deletes_accounts(prosody, user_clie
         agent_id, agent = await create_agent(alice, settings.manager_jid, task="hi")
         await alice.expect("MOCK_REPLY: hi", from_=agent, timeout=20)
         assert service.provisioner is not None and await service.provisioner.account_exists(agent_id)
+        await alice.send(agent, "quit")
+        await alice.expect("Reply `quit` again", from_=agent)
+        assert await service.provisioner.account_exists(agent_id)  # one `quit` only asks
         await alice.send(agent, "quit")
         await alice.expect("Ending", from_=agent)
         for _ in range(100):

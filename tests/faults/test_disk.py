@@ -110,7 +110,7 @@ async def test_a_full_disk_is_reported_and_the_service_keeps_serving(
     with contextlib.closing(sqlite3.connect(tmp_path / "state.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         # The messages of the full disk were never written; nothing half-written either.
-        assert [row[0] for row in db.execute("SELECT body FROM inbound ORDER BY id")] == [
+        assert [row[0] for row in db.execute("SELECT body FROM inbound WHERE bot = ? ORDER BY id", (agent_id,))] == [
             "before the disk filled up",
             "after the disk was freed",
         ]

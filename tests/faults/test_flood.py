@@ -78,7 +78,7 @@ async def test_flood_of_500_messages_is_queued_answered_and_others_are_served(
         assert queued_notes, "the owner was never told that messages wait"
         assert rounds and max(rounds) < OTHER_USER_LIMIT, rounds
         [(stored,)] = await service.store.query(
-            "SELECT COUNT(*) FROM inbound WHERE agent_id = ? AND body LIKE 'flood %'", (agent_id,)
+            "SELECT COUNT(*) FROM inbound WHERE bot = ? AND body LIKE 'flood %'", (agent_id,)
         )
         assert stored == FLOOD
 

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from agentchat.chat.commands import Command, CommandRegistry
-from agentchat.manager.access import AccessPolicy
-from agentchat.manager.commands import MANAGER_COMMANDS
-from agentchat.manager.dialogue import SKIP_WORDS, NewAgentDialogue
+from agentchat.bots.manager.access import AccessPolicy
+from agentchat.bots.manager.commands import MANAGER_COMMANDS
+from agentchat.bots.manager.dialogue import SKIP_WORDS, NewAgentDialogue
 from agentchat.permissions.mcp_server import PermissionPromptArguments
-from agentchat.xmpp.agent_commands import AGENT_COMMANDS
+from agentchat.bots.agent.commands import AGENT_COMMANDS
 
 REGISTRIES = {"manager": MANAGER_COMMANDS, "agent": AGENT_COMMANDS}
 

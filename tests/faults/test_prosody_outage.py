@@ -26,7 +26,7 @@ import pytest
 
 from agentchat.app import Service
 from agentchat.config import XmppSettings
-from agentchat.xmpp.connection import BotConnection
+from agentchat.xmpp.session import XmppSession
 from tests.faults.support import TcpProxy, record_figures, wait_until, wait_until_async
 from tests.harness.clients import UserClient
 from tests.harness.prosody import ProsodyServer
@@ -61,7 +61,7 @@ class SessionClock:
 
     stamps: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
 
-    def watch(self, connection: BotConnection) -> None:
+    def watch(self, connection: XmppSession) -> None:
         def stamp(_event: object) -> None:
             self.stamps[connection.jid].append(time.monotonic())
 
@@ -75,17 +75,17 @@ class SessionClock:
         return later[0]
 
 
-def service_connections(service: Service) -> list[BotConnection]:
-    assert service.manager is not None and service.supervisor is not None
-    connections = [service.manager.connection]
+def service_connections(service: Service) -> list[XmppSession]:
+    assert service.manager_session is not None and service.supervisor is not None
+    connections = [service.manager_session]
     for agent in service.supervisor.all():
         assert agent.chat is not None
-        connections.append(agent.chat.connection)  # type: ignore[attr-defined]
+        connections.append(agent.chat.transport)  # type: ignore[attr-defined]
     return connections
 
 
 async def inbound_count(service: Service, agent_id: str) -> int:
-    [(count,)] = await service.store.query("SELECT COUNT(*) FROM inbound WHERE agent_id = ?", (agent_id,))
+    [(count,)] = await service.store.query("SELECT COUNT(*) FROM inbound WHERE bot = ?", (agent_id,))
     return int(count)
 
 
@@ -269,12 +269,9 @@ async def test_a_second_login_with_the_same_account_takes_over_without_flapping(
     settings = XmppSettings(host=prosody.host, port=prosody.c2s_port, domain=prosody.domain)
     sessions = collections.Counter[str]()
 
-    async def ignore(_msg: object) -> None:
-        return None
-
     connections = {}
     for name in ("older", "newer"):
-        connection = BotConnection(f"{username}@{prosody.domain}", "pw-" + username, settings, on_message=ignore)
+        connection = XmppSession(f"{username}@{prosody.domain}", "pw-" + username, settings)
         connection.client.add_event_handler("session_start", lambda _e, name=name: sessions.update([name]))
         connections[name] = connection
     try:

@@ -1,8 +1,8 @@
 """The service itself SIGKILLed mid-turn and started again, as a real process (`python -m agentchat start`).
 
 What must hold: the state file is intact, the agent comes back and resumes its session, the CLI
-process the dead run left behind is ended by the new run, and what the owner wrote while the service
-was down is answered.
+process the dead run left behind is ended by the new run, what the owner wrote while the service
+was down is answered once, and the turn the crash cut is not run again unless the owner says `retry`.
 """
 
 from __future__ import annotations
@@ -74,14 +74,19 @@ async def test_service_sigkill_mid_turn_and_restart(prosody, user_client, tmp_pa
         assert not process_alive(orphan), "the CLI of the killed run is still alive"
         assert orphan not in processes_with_env(AGENT_ID_ENV, agent_id)
 
-        await alice.expect("restarted", from_=agent_jid, timeout=20)
+        # The cut turn is not run again unasked: the owner is told and may retry it.
+        cut = await alice.expect("restarted while the agent was working", from_=agent_jid, timeout=20)
+        assert "long job" in cut.body and "`retry`" in cut.body
         listing = await alice.expect("Your agents", from_=manager, timeout=20)
         assert agent_id in listing.body
-        # The interrupted message is run again (it never got its answer), then the downtime ones.
-        await alice.expect(f"MOCK_REPLY: [[sleep:{TURN}]] long job", from_=agent_jid, timeout=TURN + 20)
+        # What was written while the service was down was never run: it is, once each.
         for text in downtime:
             await alice.expect(f"MOCK_REPLY: {text}", from_=agent_jid, timeout=20)
         answered_at = time.monotonic()
+        assert not any("MOCK_REPLY: [[sleep" in m.body for m in alice.messages)
+        await alice.send(agent_jid, "retry")
+        await alice.expect("Running again", from_=agent_jid)
+        await alice.expect(f"MOCK_REPLY: [[sleep:{TURN}]] long job", from_=agent_jid, timeout=TURN + 20)
         await alice.send(agent_jid, "[[recall]]")
         recall = await alice.expect("MOCK_HISTORY", from_=agent_jid, timeout=20)
         assert "pelican" in recall.body  # the same Claude session, resumed

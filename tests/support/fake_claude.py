@@ -25,6 +25,7 @@ Environment:
     FAKE_CLAUDE_EXIT_BEFORE_INIT=CODE[:MESSAGE]   die at start, before reading stdin
     FAKE_CLAUDE_ASK_TOOLS=A,B     tools that need permission (default Bash, Edit, MultiEdit,
                                   NotebookEdit, Write, WebFetch, WebSearch)
+    FAKE_CLAUDE_IGNORE_INTERRUPT=1  never acknowledge an interrupt (a hung CLI)
     FAKE_CLAUDE_LOG=FILE          append JSON lines: argv/cwd/MCP_TOOL_TIMEOUT at start, every
                                   stdin line, every permission decision
     MCP_TOOL_TIMEOUT=MS           as the real CLI: a permission answer slower than this is a tool error
@@ -418,6 +419,8 @@ class Fake:
         request = message.get("request") or {}
         request_id = message.get("request_id")
         if request.get("subtype") == "interrupt":
+            if os.environ.get("FAKE_CLAUDE_IGNORE_INTERRUPT"):
+                return  # a CLI that hangs: no acknowledgement, the turn goes on
             self.emit({"type": "control_response", "response": {"subtype": "success", "request_id": request_id, "response": {"still_queued": []}}})
             if self.in_turn:
                 self.interrupted.set()

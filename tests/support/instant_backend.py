@@ -59,3 +59,6 @@ class AnsweredChat:
 
     def status_changed(self, status: AgentStatus) -> None:
         pass
+
+    def recover_unhandled(self, messages: list[object]) -> None:
+        pass

@@ -58,6 +58,8 @@ class TurnResult(AgentEvent):
     total_cost_usd: float | None = None
     usage: Mapping[str, Any] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    # The turn ended because it was asked to stop (an interrupt), whatever the CLI's diagnostics say.
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class ProcessExited(AgentEvent):
     expected: bool = False
     # The CLI did not know the session it was asked to resume ("No conversation found").
     session_not_found: bool = False
+    # The CLI already had the session it was asked to start (--session-id "is already in use").
+    session_in_use: bool = False
 
 
 class EventChannel:

@@ -83,9 +83,10 @@ MAX_REPORTED_PROBLEMS = 5
 
 
 
-class _AgentLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class _AgentLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        return f"agent {self.extra['agent_id']}: {msg}", kwargs  # type: ignore[index]
+        agent_id = self.extra["agent_id"] if self.extra else "?"
+        return f"agent {agent_id}: {msg}", kwargs
 
 
 class StderrTail:
@@ -134,6 +135,9 @@ class _Run:
     stopping: bool = False
     session_started: bool = False
     session_not_found: bool = False
+    session_in_use: bool = False
+    # An interrupt was sent during the current turn: its result is a stop, not a failure.
+    interrupt_requested: bool = False
     mcp_failure_reported: bool = False
     # total_cost_usd of the last result: the CLI adds up over the process.
     last_total_cost: float = 0.0
@@ -265,6 +269,7 @@ class ClaudeCodeBackend(AgentBackend):
         request_id = f"req_int_{next(self._request_ids)}"
         answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         run.interrupts[request_id] = answered
+        run.interrupt_requested = True
         try:
             run.write(encode_interrupt(request_id))
             await asyncio.wait_for(answered, self._interrupt_timeout)
@@ -366,6 +371,7 @@ class ClaudeCodeBackend(AgentBackend):
             stderr_tail=run.stderr.text(),
             expected=run.stopping,
             session_not_found=run.session_not_found,
+            session_in_use=run.session_in_use,
         )
         level = logging.INFO if run.stopping else logging.WARNING
         self._log.log(level, "Claude Code (pid %s) exited with code %s%s", pid, exit_code, "" if run.stopping else ": " + event.stderr_tail[-500:])
@@ -405,8 +411,9 @@ class ClaudeCodeBackend(AgentBackend):
         if SESSION_NOT_FOUND in line:
             self._session_lost(run)
         elif SESSION_IN_USE in line and self._session_id in line:
-            # The session exists after all (the owner's resume flag was stale): resume it next time.
+            # The session exists after all (the owner's resume flag was stale): the Agent resumes it.
             self._session_exists = True
+            run.session_in_use = True
 
     def _session_lost(self, run: _Run) -> None:
         if not run.session_not_found:
@@ -513,8 +520,11 @@ class ClaudeCodeBackend(AgentBackend):
             run.last_total_cost = result.total_cost_usd
             self._session_cost += turn_cost
             total_cost = self._session_cost
+        interrupted = run.interrupt_requested and result.subtype == "error_during_execution"
+        run.interrupt_requested = False
         self._emit(
             TurnResult(
+                interrupted=interrupted,
                 is_error=result.is_error,
                 subtype=result.subtype,
                 text=result.result,

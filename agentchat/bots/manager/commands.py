@@ -11,7 +11,7 @@ from agentchat.chat.commands import CommandRegistry
 from agentchat.errors import RepositoryError
 
 if TYPE_CHECKING:
-    from agentchat.manager.bot import ManagerBot, UserContext
+    from agentchat.bots.manager.bot import UserContext
 
 MANAGER_COMMANDS: CommandRegistry[UserContext] = CommandRegistry()
 
@@ -98,4 +98,4 @@ def _unknown(agent_id: str) -> str:
     return f"You have no agent named {agent_id!r}. Send `list` to see yours."
 
 
-__all__ = ["MANAGER_COMMANDS", "ManagerBot"]
+__all__ = ["MANAGER_COMMANDS"]

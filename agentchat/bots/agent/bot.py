@@ -1,17 +1,19 @@
-"""An agent's XMPP bot (swift-fox@domain): the owner's messages in, the agent's events out.
+"""An agent's bot (swift-fox@domain): its owner's messages in, the agent's events out, its prompts.
 
-It renders through agentchat.chat and answers permission prompts through the PermissionRegistry;
-the agent's logic stays in agentchat.agents.
+It speaks through a ChatTransport (agentchat.chat.port) and reads its owner's messages from one ordered,
+exactly-once inbox (agentchat.chat.inbox). What a message is for, in this order: a reaction to a prompt, a
+room invitation or room message (declined), a correction of a queued message, an answer to a pending prompt
+(by text, by reply or quote of the prompt), one of the bot's commands, else a message for the agent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import deque
-from collections.abc import Awaitable, Callable
-
-from slixmpp.stanza import Message
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from agentchat.agents.agent import Agent
 from agentchat.agents.backends.base import (
@@ -23,17 +25,20 @@ from agentchat.agents.backends.base import (
     ToolUse,
     TurnResult,
 )
+from agentchat.bots.agent.commands import AGENT_COMMANDS
 from agentchat.chat.events import render_process_exit, render_tool_error, render_tool_use, render_turn_summary
+from agentchat.chat.inbox import Conversations, Received
+from agentchat.chat.port import ChatState, ChatTransport, Inbound, MessageKind, Outbound, Release
 from agentchat.chat.prompts import render_prompt_resolved, render_prompt_timeout, render_request
+from agentchat.chat.quoting import split_leading_quote
 from agentchat.chat.splitting import split_message
 from agentchat.chat.styling import markdown_to_styling
-from agentchat.config import XmppSettings
+from agentchat.errors import StateError
 from agentchat.permissions.registry import AnswerResult, AnswerStatus, PermissionRegistry
+from agentchat.permissions.replies import looks_like_reply
 from agentchat.permissions.requests import Behavior, DecidedBy, Decision, PermissionRequest
 from agentchat.store.database import StateStore
-from agentchat.store.records import AgentStatus
-from agentchat.xmpp.agent_commands import AGENT_COMMANDS
-from agentchat.xmpp.connection import BotConnection
+from agentchat.store.records import AgentStatus, InboundMessage, MessageState
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ QUEUE_NOTICE_INTERVAL = 10.0
 ANNOUNCE_BUSY_AFTER = 0.25
 BUSY = frozenset({AgentStatus.STARTING, AgentStatus.WORKING, AgentStatus.WAITING})
 HISTORY_BATCH = 100  # outgoing messages per history commit
+# How long the bot waits at close for messages being recorded and handled.
+DRAIN_SECONDS = 3.0
 
 PRESENCE = {
     AgentStatus.STARTING: ("starting", None),
@@ -59,28 +66,36 @@ PRESENCE = {
 THUMBS_UP = {"👍", "👍🏻", "👍🏼", "👍🏽", "👍🏾", "👍🏿", "✅"}
 THUMBS_DOWN = {"👎", "👎🏻", "👎🏼", "👎🏽", "👎🏾", "👎🏿", "❌"}
 
+# A prompt's id as its first line shows it: "🔐 Permission #a1b2", "❓ Question #c3d4", "📋 Plan #e5f6".
+_PROMPT_ID = re.compile(r"(?:Permission|Question|Plan) #([0-9a-f]{4})\b")
+
 
 class AgentBot:
-    """The chat side of one Agent; implements ChatPort and the permission PromptListener."""
+    """The chat side of one Agent; implements the agent's ChatPort and the permission PromptListener."""
 
     def __init__(
         self,
         agent: Agent,
-        jid: str,
-        password: str,
-        settings: XmppSettings,
+        transport: ChatTransport,
         *,
         permissions: PermissionRegistry,
         store: StateStore,
-        kill_agent: Callable[[str], Awaitable[object]],
+        kill_agent: Callable[[str], Coroutine[Any, Any, object]],
+        open_transport: Callable[[], Awaitable[None]],
+        close_transport: Callable[[], Awaitable[None]],
     ) -> None:
         self.agent = agent
-        self.jid = jid
+        self.transport = transport
         self._permissions = permissions
         self._store = store
         self._kill_agent = kill_agent
+        self._open_transport = open_transport
+        self._close_transport = close_transport
+        self.conversations = Conversations(agent.id, store, self._handle)
         self._refused: set[str] = set()
         self._prompt_messages: dict[str, str] = {}  # outgoing stanza id -> permission request id
+        # Prompts whose owner was already told that a new message waits behind them.
+        self._told_waiting: set[str] = set()
         self._composing: asyncio.Task[None] | None = None
         self._announced = agent.record.status  # what the owner's client shows
         self._announce_later: asyncio.TimerHandle | None = None
@@ -88,42 +103,52 @@ class AgentBot:
         self._composing_shown = False
         self._kill_task: asyncio.Task[object] | None = None
         self._last_queue_notice = float("-inf")
+        # `quit` asks again: the loop time until which a second `quit` ends the agent.
+        self.quit_confirm_until = float("-inf")
         # Outgoing text waiting to be written to the history, and the one task writing it.
         self._history: deque[str] = deque()
         self._history_writer: asyncio.Task[None] | None = None
-        self.connection = BotConnection(
-            jid,
-            password,
-            settings,
-            on_message=self._on_message,
-            on_reactions=self._on_reactions,
-        )
 
     @property
     def owner(self) -> str:
         return self.agent.owner
 
+    @property
+    def jid(self) -> str:
+        return self.transport.address
+
+    def deliver(self, inbound: Inbound, release: Release) -> None:
+        """The transport's sink: the owner's messages go to their inbox, anyone else is refused."""
+        if inbound.sender != self.owner:
+            release()
+            self._refuse(inbound)
+            return
+        self.conversations.deliver(inbound, release)
+
     async def open(self) -> None:
         self._announced = self.agent.record.status
         status, show = PRESENCE[self._announced]
-        self.connection.set_presence(status, show)
-        self.connection.request_subscription(self.owner)
-        await self.connection.start()
+        self.transport.set_presence(status, show)
+        self.transport.request_subscription(self.owner)
+        await self._open_transport()
 
     async def close(self) -> None:
         self._cancel_announcement()
         self._stop_composing()
-        await self.connection.stop()
+        # What arrived is recorded before the server hears we took it (the transport acknowledges at stop).
+        await self.conversations.drain(DRAIN_SECONDS)
+        await self._close_transport()
+        await self.conversations.close()
         if self._history_writer is not None:
             # Let the history catch up: the store closes (or the agent's rows go) after the bots.
             await asyncio.wait({self._history_writer}, timeout=5)
 
-    # output
+    # output (ChatPort)
 
     async def say(self, text: str) -> None:
         """Send text to the owner: styled, split below the stanza size limit, persisted."""
         for chunk in split_message(text):
-            self.connection.send_chat(self.owner, chunk)
+            self.transport.send(Outbound(self.owner, chunk))
             self._composing_shown = False
         # Written behind the chat, in order: a commit per message must not hold up the next event
         # (a burst of 1000 events took seconds with the write awaited here: docs/performance.md).
@@ -138,11 +163,14 @@ class AgentBot:
             batch = [self._history.popleft() for _ in range(min(len(self._history), HISTORY_BATCH))]
             try:
                 await self._store.record_outbound(self.agent.id, batch)
-            except Exception as exc:  # history is a convenience; the message itself went out
+            except StateError as exc:  # history is a convenience; the message itself went out
                 log.warning("agent %s: history not saved: %s", self.agent.id, exc)
 
     async def notify(self, text: str) -> None:
         await self.say(text)
+
+    def recover_unhandled(self, messages: list[InboundMessage]) -> None:
+        self.conversations.recover(messages)
 
     async def show_event(self, event: AgentEvent) -> None:
         if isinstance(event, AssistantText):
@@ -186,7 +214,7 @@ class AgentBot:
             return
         self._announced = status
         text, show = PRESENCE[status]
-        self.connection.set_presence(text, show)
+        self.transport.set_presence(text, show)
         if status in (AgentStatus.WORKING, AgentStatus.WAITING):
             self._start_composing()
         else:
@@ -201,12 +229,12 @@ class AgentBot:
             self._composing.cancel()
             self._composing = None
             if self._composing_shown:  # else a message of ours already said "active"
-                self.connection.send_chat_state(self.owner, "active")
+                self.transport.send_chat_state(self.owner, ChatState.ACTIVE)
                 self._composing_shown = False
 
     async def _keep_composing(self) -> None:
         while True:
-            self.connection.send_chat_state(self.owner, "composing")
+            self.transport.send_chat_state(self.owner, ChatState.COMPOSING)
             self._composing_shown = True
             await asyncio.sleep(COMPOSING_REFRESH)
 
@@ -217,59 +245,134 @@ class AgentBot:
         text = render_request(request, self.agent.repo_path(), pending)
         # Ask for a receipt: the owner's client confirms the prompt reached the phone.
         for chunk in split_message(text):
-            stanza_id = self.connection.send_chat(self.owner, chunk, receipt=True)
+            stanza_id = self.transport.send(Outbound(self.owner, chunk, receipt=True))
             self._prompt_messages[stanza_id] = request.request_id
             self._composing_shown = False
         await self.agent.mark_waiting(True)
 
     async def prompt_timed_out(self, request: PermissionRequest) -> None:
         await self.say(render_prompt_timeout(request.request_id, request.tool_name))
-        await self._prompt_closed()
+        await self._prompt_closed(request)
 
     async def prompt_cancelled(self, request: PermissionRequest) -> None:
         await self.say(f"↩️ Permission #{request.request_id} withdrawn (the turn was interrupted).")
-        await self._prompt_closed()
+        await self._prompt_closed(request)
 
     async def prompt_resolved(self, request: PermissionRequest, decision: Decision) -> None:
         await self.say(render_prompt_resolved(request.request_id, describe_decision(decision)))
-        await self._prompt_closed()
+        await self._prompt_closed(request)
 
-    async def _prompt_closed(self) -> None:
+    async def _prompt_closed(self, request: PermissionRequest) -> None:
+        self._told_waiting.discard(request.request_id)
         if not self._permissions.pending(self.agent.id):
             await self.agent.mark_waiting(False)
 
     # input
 
-    async def _on_message(self, msg: Message) -> None:
-        body = msg["body"]
-        if not body:
-            return  # chat states, receipts, reactions: no text to act on
-        sender = msg["from"].bare
-        if sender != self.owner:
-            await self._refuse(sender)
-            return
-        # Replies to prompts first (also a late "yes" after a timeout, which gets a polite refusal).
-        answer = self._permissions.answer(self.agent.id, body, sender)
-        if answer.status is not AnswerStatus.NOT_A_REPLY:
-            await self._show_answer(answer)
-            return
-        command = AGENT_COMMANDS.find(body)
-        if command is not None:
-            await command.run(self, body)
-            return
-        if not body.strip():
-            await self.say("(An empty message: nothing to send to the agent.)")
-            return
-        submitted = await self.agent.submit(body, msg["id"] or None)
-        if submitted.save_error is not None:
+    async def _handle(self, received: Received) -> None:
+        """One message of the owner's, in order; its record is DONE once handled (unless the agent has it)."""
+        if received.save_error is not None:
             await self.say(
-                f"⚠️ Your message could not be saved ({submitted.save_error}). "
-                "It goes to the agent all the same, but a restart before its answer would lose it."
+                f"⚠️ Your message could not be saved ({received.save_error}). "
+                "It is handled all the same, but a restart before its answer would lose it."
             )
-        if submitted.duplicate:
-            log.info("agent %s: duplicate message %s ignored", self.agent.id, msg["id"])
-        elif submitted.busy or submitted.ahead:
+        handed_to_agent = False
+        try:
+            handed_to_agent = await self._act_on(received)
+        finally:
+            # Not when a stop cut the handling short: the message stays for the next run.
+            if received.record_id is not None and not handed_to_agent and not _cancelling():
+                await self._finish(received.record_id)
+
+    async def _act_on(self, received: Received) -> bool:
+        """Do what the message asks; True when it went to the agent (whose turn marks it done)."""
+        inbound = received.inbound
+        if inbound.reaction is not None:
+            await self._on_reaction(inbound)
+            return False
+        if inbound.invite is not None or inbound.kind is MessageKind.GROUPCHAT:
+            await self.say("🚪 This agent talks in this chat only: rooms are not supported here, so the invitation "
+                           "or room message was not passed on.")
+            return False
+        if inbound.replaces is not None:
+            await self._correct(inbound)
+            return False
+        text = inbound.text
+        target = self._prompt_replied_to(inbound)
+        if target is not None:
+            request_id, answer = target
+            text = f"{request_id} {answer}"
+        answer_result = self._permissions.answer(self.agent.id, text, inbound.sender)
+        if answer_result.status is not AnswerStatus.NOT_A_REPLY:
+            await self._show_answer(answer_result)
+            return False
+        command = AGENT_COMMANDS.find(inbound.text)
+        if command is not None:
+            await command.run(self, inbound.text)
+            return False
+        self.quit_confirm_until = float("-inf")  # `quit` twice in a row, nothing between
+        if not inbound.text.strip() and not inbound.attachments:
+            await self.say("(An empty message: nothing to send to the agent.)")
+            return False
+        if received.recovered and looks_like_reply(inbound.text):
+            # An answer that arrived while the service restarted: the prompt it answered was denied at shutdown.
+            await self.say(
+                f"↩️ Your reply “{_excerpt(inbound.text)}” arrived while agentchat restarted; the prompt it answered "
+                "was denied then, so it was not sent to the agent."
+            )
+            return False
+        # A reply to one of our other messages keeps its quote: it tells the agent what is meant.
+        body = inbound.raw_body if inbound.reply_to is not None else inbound.text
+        submitted = self.agent.submit(body, received.record_id, inbound.origin_id or inbound.message_id)
+        await self._tell_waiting_prompt()
+        if submitted.busy or submitted.ahead:
             await self._tell_queued(submitted.ahead + 1)
+        return received.record_id is not None
+
+    def _prompt_replied_to(self, inbound: Inbound) -> tuple[str, str] | None:
+        """(request id, answer) when the message replies to or quotes one of our prompts."""
+        if inbound.reply_to is not None:
+            request_id = self._prompt_messages.get(inbound.reply_to)
+            if request_id is not None:
+                return request_id, inbound.text
+            found = _PROMPT_ID.search(inbound.quoted)
+            return (found.group(1), inbound.text) if found else None
+        quote = split_leading_quote(inbound.text)
+        if quote.quote and quote.rest:
+            found = _PROMPT_ID.search(quote.quote)
+            if found is not None:
+                return found.group(1), quote.rest
+        return None
+
+    async def _correct(self, inbound: Inbound) -> None:
+        target = inbound.replaces or ""
+        if self.agent.correct_queued(target, inbound.text):
+            try:
+                await self._store.replace_queued(self.agent.id, inbound.sender, target, inbound.text)
+            except StateError as exc:
+                log.error("agent %s: correction not saved: %s", self.agent.id, exc)
+            await self.say("✏️ Corrected: the agent will get the new text of your queued message.")
+            return
+        state = None
+        try:
+            state = await self._store.replace_queued(self.agent.id, inbound.sender, target, inbound.text)
+        except StateError as exc:
+            log.error("agent %s: %s", self.agent.id, exc)
+        if state in (MessageState.RECEIVED, MessageState.QUEUED):
+            await self.say("✏️ Corrected: the agent will get the new text of your queued message.")
+        else:
+            await self.say("✏️ That message was already sent to the agent, so it cannot be changed: "
+                           "send a new message instead.")
+
+    async def _tell_waiting_prompt(self) -> None:
+        """Once per prompt: a message that is not an answer waits behind it."""
+        for request in self._permissions.pending(self.agent.id):
+            if request.request_id in self._told_waiting:
+                continue
+            self._told_waiting.add(request.request_id)
+            await self.say(f"🔐 #{request.request_id} is still waiting for an answer; your message is queued "
+                           "for after it.")
+            return
 
     async def _tell_queued(self, waiting: int) -> None:
         """One notice when messages start to wait, then at most one per QUEUE_NOTICE_INTERVAL:
@@ -280,27 +383,34 @@ class AgentBot:
         self._last_queue_notice = now
         await self.say(f"⏳ Queued ({waiting} waiting): it goes to the agent when the current turn ends.")
 
-    async def _refuse(self, sender: str) -> None:
+    async def _finish(self, record_id: int) -> None:
+        try:
+            await self._store.finish_inbound(record_id)
+        except StateError as exc:
+            log.error("agent %s: %s", self.agent.id, exc)
+
+    def _refuse(self, inbound: Inbound) -> None:
+        sender = inbound.sender
+        if inbound.reaction is not None:
+            what = "a prompt" if inbound.reaction.target_id in self._prompt_messages else "a message"
+            log.warning("agent %s: %s reacted to %s it does not own", self.agent.id, sender, what)
+            return
         log.warning("agent %s: refused a message from %s (not the owner)", self.agent.id, sender)
         if sender in self._refused:
             return
         self._refused.add(sender)
-        self.connection.send_chat(sender, "⛔ This agent only talks to its owner.")
+        self.transport.send(Outbound(sender, "⛔ This agent only talks to its owner."))
 
-    async def _on_reactions(self, msg: Message) -> None:
-        sender = msg["from"].bare
-        target = msg["reactions"]["id"]
-        request_id = self._prompt_messages.get(target)
+    async def _on_reaction(self, inbound: Inbound) -> None:
+        reaction = inbound.reaction
+        assert reaction is not None
+        request_id = self._prompt_messages.get(reaction.target_id)
         if request_id is None:
             return
-        if sender != self.owner:
-            log.warning("agent %s: %s reacted to a prompt it does not own", self.agent.id, sender)
-            return
-        values = set(msg["reactions"].get_values(all_chars=True))
-        if values & THUMBS_UP:
-            decision = Decision(Behavior.ALLOW, sender)
-        elif values & THUMBS_DOWN:
-            decision = Decision.deny("The user declined (👎).", sender)
+        if reaction.emojis & THUMBS_UP:
+            decision = Decision(Behavior.ALLOW, inbound.sender)
+        elif reaction.emojis & THUMBS_DOWN:
+            decision = Decision.deny("The user declined (👎).", inbound.sender)
         else:
             return
         await self._show_answer(self._permissions.resolve(self.agent.id, request_id, decision))
@@ -314,8 +424,18 @@ class AgentBot:
         return [r.request_id for r in self._permissions.pending(self.agent.id)]
 
     async def kill(self) -> None:
-        # Not awaited here: killing closes this very connection, whose handler we are running in.
+        # Not awaited here: killing closes this very bot, whose inbox we are running in.
         self._kill_task = asyncio.get_running_loop().create_task(self._kill_agent(self.agent.id))
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def describe_decision(decision: Decision) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,39 @@ class NewAgentDialogue:
     backend: str | None = None
     repositories: list[Repository] = field(default_factory=list)
     repository: Repository | None = None
+
+    def dump(self) -> str:
+        """The dialogue's state as JSON, to continue it after a restart (see ``restore``)."""
+        return json.dumps({
+            "step": self.step.value,
+            "backend": self.backend,
+            "repositories": [[r.name, str(r.path), r.is_git] for r in self.repositories],
+            "repository": None if self.repository is None else [
+                self.repository.name, str(self.repository.path), self.repository.is_git
+            ],
+        })
+
+    @classmethod
+    def restore(cls, state: str, backends: Sequence[tuple[str, str]], base_path: Path) -> NewAgentDialogue:
+        """The dialogue ``dump`` saved; ValueError if the state is unreadable or names a type no longer offered."""
+        data = json.loads(state)
+        dialogue = cls(backends, base_path, step=Step(data["step"]), backend=data.get("backend"))
+        if dialogue.backend is not None and dialogue.backend not in {kind for kind, _ in backends}:
+            raise ValueError(f"the agent type {dialogue.backend!r} is no longer offered")
+        dialogue.repositories = [Repository(name, Path(path), bool(git)) for name, path, git in data.get("repositories", [])]
+        if data.get("repository"):
+            name, path, git = data["repository"]
+            dialogue.repository = Repository(name, Path(path), bool(git))
+        return dialogue
+
+    def question(self) -> str:
+        """What the dialogue asks now (said again after a restart)."""
+        if self.step is Step.TYPE:
+            return self.opening()
+        if self.step is Step.REPOSITORY:
+            return "Which repository?\n" + format_repository_list(self.repositories) + "\n(Reply with a number or a name.)"
+        assert self.repository is not None
+        return f"Repository: {self.repository.name}. What is the first task? (`skip` to start without one)"
 
     def opening(self) -> str:
         return "🆕 New agent. Which type?\n" + self._type_choices() + "\n(Reply with a number or a name; `cancel` to stop.)"

@@ -1,0 +1,1 @@
+"""The manager bot: commands and the guided `new` dialogue."""
