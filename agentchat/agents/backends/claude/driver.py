@@ -76,6 +76,8 @@ SESSION_NOT_FOUND = "No conversation found"
 # --session-id of a session the CLI already holds: "Error: Session ID <id> is already in use."
 SESSION_IN_USE = "is already in use"
 
+# How long the CLI has to acknowledge an interrupt (it answers in ~25 ms) before its process is ended.
+INTERRUPT_TIMEOUT = 10.0
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARS = 4096
 # Undecodable lines reported to the chat per process; the rest are only logged.
@@ -196,13 +198,13 @@ class ClaudeCodeBackend(AgentBackend):
         settings: ClaudeSettings,
         *,
         stop_grace: float = 3.0,
-        interrupt_timeout: float = 10.0,
+        interrupt_timeout: float | None = None,
         drain_timeout: float = 1.0,
     ) -> None:
         self._spec = spec
         self._settings = settings
         self._stop_grace = stop_grace
-        self._interrupt_timeout = interrupt_timeout
+        self._interrupt_timeout = INTERRUPT_TIMEOUT if interrupt_timeout is None else interrupt_timeout
         self._drain_timeout = drain_timeout
         self._log = _AgentLog(log, {"agent_id": spec.agent_id})
         self._events = EventChannel()
