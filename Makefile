@@ -5,6 +5,11 @@ PIP_FLAGS ?= --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prosody python3-venv shellcheck openssl
 
+# The oldest Claude Code of the tested range (pyproject.toml pins claude-agent-sdk, whose wheel bundles the
+# CLI): the real-CLI tests run against it and against the newest, which the install brings.
+CLAUDE_OLDEST_SDK := 0.2.187
+CLAUDE_OLDEST := .cache/claude-cli/$(CLAUDE_OLDEST_SDK)/claude
+
 .PHONY: install system-packages run test test-fast bench lint clean
 
 install: system-packages $(VENV)/.installed
@@ -30,7 +35,12 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(VENV)/bin/agentchat start --embedded-prosody
 
-test: install
+$(CLAUDE_OLDEST): | $(VENV)/.installed
+	$(VENV)/bin/pip download $(PIP_FLAGS) -q --no-deps --only-binary=:all: -d .cache/wheels "claude-agent-sdk==$(CLAUDE_OLDEST_SDK)"
+	$(VENV)/bin/python -m tests.support.claude_versions extract .cache/wheels/claude_agent_sdk-$(CLAUDE_OLDEST_SDK)-*.whl $(dir $@)
+
+test: install $(CLAUDE_OLDEST)
+	$(VENV)/bin/mypy agentchat
 	$(VENV)/bin/pytest -q
 
 bench: install

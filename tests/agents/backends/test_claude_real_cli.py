@@ -31,7 +31,9 @@ from agentchat.agents.backends.base import (
 from agentchat.agents.backends.claude import ClaudeCodeBackend, claude_version, locate_claude
 from agentchat.config import ClaudeSettings
 from agentchat.errors import BackendError
+from agentchat.chat.events import render_turn_summary
 from tests.support import EventReader, of
+from tests.support.claude_versions import TestedCli, tested_clis
 from tests.support.mock_anthropic import MockAnthropic, PermissionStub
 
 pytestmark = pytest.mark.claude_cli
@@ -65,6 +67,35 @@ def start_real(claude_cli: Path, mock_anthropic: MockAnthropic, make_spec: MakeS
 
 async def test_cli_version(claude_cli: Path) -> None:
     version = await claude_version(claude_cli)
+    assert "Claude Code" in version
+
+
+def _tested() -> list[TestedCli]:
+    found = tested_clis()
+    return found if len(found) >= 2 else [*found, TestedCli("oldest-missing", Path("/nonexistent"))]
+
+
+@pytest.mark.parametrize("cli", _tested(), ids=lambda cli: cli.label)
+async def test_stop_reads_as_stopped_on_every_tested_version(
+    cli: TestedCli, mock_anthropic: MockAnthropic, make_spec: MakeSpec, home: Path, backends: list[AgentBackend]
+) -> None:
+    """2.1.332 adds "[ede_diagnostic] …" errors to an interrupted turn's result: still a stop, not a failure."""
+    if not cli.path.exists():
+        pytest.skip("the oldest Claude Code of the tested range is not unpacked (make test unpacks it into .cache)")
+    spec = make_spec()
+    spec.env = {**mock_anthropic.cli_env(home=home), "HOME": str(home)}
+    backend = ClaudeCodeBackend(spec, ClaudeSettings(path=str(cli.path)))
+    backends.append(backend)
+    reader = EventReader(backend)
+    await backend.start()
+    mock_anthropic.script_text("Once upon a time " * 20, chunks=20, chunk_delay=0.5)
+    await backend.send("a long story please")
+    await mock_anthropic.wait_for_requests(1, timeout=30)
+    await backend.interrupt()
+    _, stopped = await reader.until(TurnResult, timeout=10)
+    assert stopped.interrupted and stopped.subtype == "error_during_execution"
+    assert render_turn_summary(stopped) == "⏹ Stopped"
+    version = await claude_version(cli.path)
     assert "Claude Code" in version
 
 

@@ -1,0 +1,60 @@
+"""Reconnection over a slow link: each attempt runs to its end (slixmpp's connect() cancels the one in
+flight, so a retry timer shorter than the connect never got through: 21 cancelled attempts in 10 s with a
+0.8 s connect), then a back-off with jitter.
+
+The bot runs as a process of its own whose TCP connects each take CONNECT_DELAY seconds (this machine's
+kernel has no netem to slow a real link down), against a real Prosody that the test kills and starts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from agentchat.server.embedded import die_with_parent_preexec
+from tests.harness.prosody import ProsodyServer
+
+pytestmark = pytest.mark.slow
+
+CONNECT_DELAY = 2.0  # four times the 0.5 s reconnect interval
+
+
+async def next_line(process: asyncio.subprocess.Process, timeout: float) -> dict[str, object]:
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), timeout)
+    assert line, "the bot process ended"
+    return json.loads(line)
+
+
+async def test_a_bot_logs_in_and_comes_back_over_a_slow_link(isolated_prosody: ProsodyServer) -> None:
+    server = isolated_prosody
+    await server.create_account("slowbot", "pw-slowbot")
+    bot = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.xmpp.slow_link_bot", "--jid", f"slowbot@{server.domain}",
+        "--password", "pw-slowbot", "--port", str(server.c2s_port), "--connect-delay", str(CONNECT_DELAY),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
+        preexec_fn=die_with_parent_preexec(),
+    )
+    try:
+        first = await next_line(bot, 30)
+        assert first["online"] is True and first["attempts"] == 1, first
+
+        await server.kill()
+        lost = await next_line(bot, 30)
+        assert lost["online"] is False
+        await asyncio.sleep(1.0)  # the server stays away a moment: the first retries are refused
+        await server.start()
+        back = await next_line(bot, 30)
+        assert back["online"] is True
+        retries = int(back["attempts"]) - int(first["attempts"])
+        # Each attempt took its 2 s: a handful in all, each one run to its end, the last one through.
+        assert 1 <= retries <= 4, (first, back)
+        assert float(back["t"]) - float(lost["t"]) < 1.0 + 4 * (CONNECT_DELAY + 1.0)
+    finally:
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
