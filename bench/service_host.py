@@ -199,20 +199,27 @@ def _announce_busy_at_once() -> None:
 
 
 def _no_inbound_record() -> None:
-    """User messages not saved before their turn (shipped: saved, so that a crash loses none)."""
+    """Messages from people neither recorded nor deduplicated before they are handled, and none of their
+    states written (shipped: recorded before acknowledged, so that a crash loses none and a copy that comes
+    again is not run twice)."""
     import itertools
 
     from agentchat.store.database import StateStore
 
     ids = itertools.count(1_000_000_000)
 
-    async def not_recorded(self: StateStore, agent_id: str, stanza_id: str | None, body: str) -> int | None:
-        return next(ids)
+    async def not_recorded(self: StateStore, bot: str, arrivals: Any) -> list[int | None]:
+        return [next(ids) for _ in arrivals]
+
+    async def not_written(self: StateStore, record_id: int, state: Any = None) -> None:
+        return None
 
     async def not_marked(self: StateStore, agent: Any, message_id: int | None) -> None:
         await self.save_agent(agent)
 
-    StateStore.record_inbound = not_recorded  # type: ignore[method-assign]
+    StateStore.record_arrivals = not_recorded  # type: ignore[method-assign]
+    StateStore.set_inbound_state = not_written  # type: ignore[method-assign]
+    StateStore.finish_inbound = not_written  # type: ignore[method-assign]
     StateStore.finish_turn = not_marked  # type: ignore[method-assign]
 
 

@@ -15,6 +15,7 @@ from agentchat.app import Service
 from agentchat.bots.manager import bot as manager_bot
 from agentchat.config import Settings
 from agentchat.xmpp import xep_0198
+from tests.faults.support import record_figures
 from tests.harness.clients import UserClient
 from tests.harness.sending import send
 from tests.support.service import create_agent, make_repositories, running_service, service_settings
@@ -61,6 +62,8 @@ async def test_restarts_with_commands_in_flight_replay_nothing(prosody, user_cli
     assert len(echoes) == RESTARTS and set(echoes.values()) == {1}
     # Nothing was asked twice of the manager either: no dialogue reopened, no "Unknown command".
     assert not any("Unknown command" in m.body for m in alice.messages)
+    record_figures("restarts", restarts=RESTARTS, manager_commands=sum(seen.values()), agent_messages=len(echoes),
+                   answered_twice=0)
 
 
 async def test_id_less_and_id_reusing_clients_are_each_answered_once(prosody, user_client, tmp_path: Path) -> None:

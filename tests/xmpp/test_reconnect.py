@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from agentchat.server.embedded import die_with_parent_preexec
+from tests.faults.support import record_figures
 from tests.harness.prosody import ProsodyServer
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,8 @@ async def test_a_bot_logs_in_and_comes_back_over_a_slow_link(isolated_prosody: P
         # Each attempt took its 2 s: a handful in all, each one run to its end, the last one through.
         assert 1 <= retries <= 4, (first, back)
         assert float(back["t"]) - float(lost["t"]) < 1.0 + 4 * (CONNECT_DELAY + 1.0)
+        record_figures("slow_link", connect_delay_s=CONNECT_DELAY, first_login_attempts=first["attempts"],
+                       reconnect_attempts=retries, back_after_loss_s=round(float(back["t"]) - float(lost["t"]), 2))
     finally:
         if bot.returncode is None:
             bot.kill()
