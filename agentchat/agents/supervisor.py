@@ -270,9 +270,11 @@ class AgentSupervisor:
                     agent.record.status = previous
                     raise
             self._agents.pop(agent_id, None)
-        await agent.shutdown()
+        # Its prompts are denied first, while the CLI still waits for them: the audit log and the chat
+        # both say "denied" (ending the process first made the CLI drop them: "withdrawn" in the log).
         if self._on_agent_removed is not None:
             self._on_agent_removed(agent.id)
+        await agent.shutdown()
         chat = self._chats.pop(agent.id, None)
         if chat is not None:
             await chat.close()

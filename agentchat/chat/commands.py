@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -27,6 +28,13 @@ class Command(Generic[Context]):
     async def run(self, context: Context, text: str) -> None:
         parts = text.strip().split(maxsplit=1)
         await self.handler(context, parts[1].strip() if len(parts) > 1 else "")
+
+
+@dataclass(frozen=True)
+class Reading(Generic[Context]):
+    command: Command[Context] | None
+    ignored: str = ""  # words after a command that takes none
+    suggestion: str = ""  # the nearest command, for a likely typo
 
 
 class CommandRegistry(Generic[Context]):
@@ -59,6 +67,25 @@ class CommandRegistry(Generic[Context]):
         if len(words) > 1 and not command.takes_args:
             return None
         return command
+
+    def read(self, text: str) -> Reading[Context]:
+        """A lenient reading, for a bot where everything is a command (the manager): the first word names
+        the command when it is one, whatever follows (``Help me please``: help, and "me please" was
+        ignored); otherwise the nearest command, if a typo is likely (``hlep``: did you mean help?)."""
+        exact = self.find(text)
+        words = text.strip().split(maxsplit=1)
+        if exact is not None or not words:
+            return Reading(exact)
+        first, rest = words[0].lower(), (words[1] if len(words) > 1 else "")
+        command = self._by_name.get(first)
+        if command is not None:
+            return Reading(command, ignored=rest)
+        close = difflib.get_close_matches(first, list(self._by_name), n=1, cutoff=0.6)
+        if close:
+            nearest = self._by_name[close[0]]
+            suggestion = f"{close[0]} {rest}".strip() if nearest.takes_args else close[0]
+            return Reading(None, suggestion=suggestion)
+        return Reading(None)
 
     def __iter__(self) -> Iterator[Command[Context]]:
         return iter(self._commands)

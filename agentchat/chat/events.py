@@ -81,7 +81,10 @@ def render_tool_use(name: str, input: Mapping[str, Any], cwd: Path | None = None
 
 
 def render_turn_summary(result: TurnResult) -> str:
-    """``✅ Done · 2 turns · 4.2 s · $0.0547``, ``⏹ Stopped`` or ``⚠️ Turn failed: …``."""
+    """``✅ Done · 2 steps · 4.2 s · $0.0547``, ``⏹ Stopped`` or ``⚠️ Turn failed: …``.
+
+    "Steps" are the model's round trips within this one answer (Claude Code's ``num_turns``); ``status``
+    counts the messages answered, a different thing, under its own name."""
     if result.interrupted or (result.subtype == "error_during_execution" and not _real_errors(result.errors)):
         return "⏹ Stopped"
     if result.is_error or result.subtype != "success":
@@ -91,7 +94,7 @@ def render_turn_summary(result: TurnResult) -> str:
         return f"⚠️ Turn failed: {_one_line(reason, ERROR_CHARS)}"
     parts = ["✅ Done"]
     if result.num_turns > 0:
-        parts.append(_plural(result.num_turns, "turn"))
+        parts.append(_plural(result.num_turns, "step"))
     if result.duration_ms > 0:
         parts.append(format_duration(result.duration_ms / 1000))
     if result.turn_cost_usd is not None:

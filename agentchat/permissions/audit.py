@@ -1,8 +1,8 @@
 """The permission audit log: one JSON line per decision, appended, never rewritten.
 
 Each line: ``time`` (UTC, ISO 8601), ``agent``, ``owner``, ``request_id``, ``tool``, ``input`` (summary,
-at most 200 characters, secrets masked), ``decision`` (allow / deny / cancelled), ``decided_by`` (the
-owner's bare JID, or timeout / shutdown / killed / always-rule / limit / cancelled) and ``message`` (the deny
+at most 200 characters, secrets masked), ``decision`` (allow / deny / withdrawn: the CLI dropped the call, as the chat says), ``decided_by`` (the
+owner's bare JID, or timeout / shutdown / killed / always-rule / limit / withdrawn) and ``message`` (the deny
 reason, if any). Bearer tokens never reach this file: they are not part of a request, and anything
 that looks like a credential in a tool input is masked before writing.
 
@@ -26,6 +26,9 @@ from agentchat.errors import PermissionPromptError
 from agentchat.permissions.requests import SUMMARY_LIMIT, Decision, PermissionRequest
 
 log = logging.getLogger(__name__)
+
+# The word for a prompt the CLI dropped (an interrupt): the same as the chat's "↩️ … withdrawn".
+WITHDRAWN = "withdrawn"
 
 _MASK = "********"
 # key=value / key: value / "key":"value" pairs whose key names a credential, the same as command-line
@@ -53,7 +56,7 @@ class AuditRecord:
     request_id: str
     tool: str
     input: str
-    decision: str  # "allow", "deny" or "cancelled"
+    decision: str  # "allow", "deny" or "withdrawn"
     decided_by: str
     message: str = ""
 
@@ -67,8 +70,8 @@ class AuditRecord:
             request_id=request.request_id,
             tool=request.tool_name,
             input=mask_secrets(request.summary(SUMMARY_LIMIT))[:SUMMARY_LIMIT],
-            decision=decision.behavior.value if decision is not None else "cancelled",
-            decided_by=decision.decided_by if decision is not None else "cancelled",
+            decision=decision.behavior.value if decision is not None else WITHDRAWN,
+            decided_by=decision.decided_by if decision is not None else WITHDRAWN,
             message=mask_secrets(decision.message)[:SUMMARY_LIMIT] if decision is not None else "",
         )
 

@@ -65,7 +65,7 @@ class DecidedBy(enum.StrEnum):
     KILLED = "killed"  # the agent was stopped or removed while the prompt was pending
     ALWAYS_RULE = "always-rule"  # an earlier "always" answer covered it
     LIMIT = "limit"  # too many prompts pending for the agent; refused without asking
-    CANCELLED = "cancelled"  # the CLI dropped the call (interrupt); audit only, the CLI never reads it
+    CANCELLED = "withdrawn"  # the CLI dropped the call (interrupt); audit only, the CLI never reads it
 
 
 @dataclass(frozen=True)

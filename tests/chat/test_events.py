@@ -86,17 +86,17 @@ def test_other_tools_show_truncated_json() -> None:
 
 def test_turn_summary() -> None:
     result = TurnResult(is_error=False, num_turns=2, duration_ms=4200, turn_cost_usd=0.054692)
-    assert render_turn_summary(result) == "✅ Done · 2 turns · 4.2 s · $0.0547"
+    assert render_turn_summary(result) == "✅ Done · 2 steps · 4.2 s · $0.0547"
 
 
 def test_turn_summary_without_cost_and_with_long_duration() -> None:
     result = TurnResult(is_error=False, num_turns=1, duration_ms=125_000)
-    assert render_turn_summary(result) == "✅ Done · 1 turn · 2 min 5 s"
+    assert render_turn_summary(result) == "✅ Done · 1 step · 2 min 5 s"
 
 
 def test_turn_summary_with_only_the_session_cost() -> None:
     result = TurnResult(is_error=False, num_turns=1, duration_ms=800, total_cost_usd=1.5)
-    assert render_turn_summary(result) == "✅ Done · 1 turn · 0.8 s · $1.50 session"
+    assert render_turn_summary(result) == "✅ Done · 1 step · 0.8 s · $1.50 session"
 
 
 def test_interrupted_turn() -> None:

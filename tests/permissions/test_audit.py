@@ -36,8 +36,8 @@ async def test_one_line_per_decision(tmp_path: Path) -> None:
     await audit.close()
 
     lines = read_lines(path)
-    assert [line["decision"] for line in lines] == ["allow", "deny", "cancelled"]
-    assert [line["decided_by"] for line in lines] == ["owner@example.org", "timeout", "cancelled"]
+    assert [line["decision"] for line in lines] == ["allow", "deny", "withdrawn"]
+    assert [line["decided_by"] for line in lines] == ["owner@example.org", "timeout", "withdrawn"]
     first = lines[0]
     assert first["agent"] == "agent-1" and first["owner"] == "owner@example.org" and first["tool"] == "Write"
     assert first["input"] == "src/auth.ts (10 chars)"

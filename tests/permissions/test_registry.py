@@ -183,7 +183,7 @@ async def test_cancelled_by_the_cli(registry: PermissionRegistry, audit: AuditLo
         await task
     withdrawn = registry.answer("agent-1", f"#{request.request_id} yes", OWNER)
     assert withdrawn.status is AnswerStatus.EXPIRED and "withdrawn" in withdrawn.text
-    assert audit_lines(audit)[-1]["decision"] == "cancelled"
+    assert audit_lines(audit)[-1]["decision"] == "withdrawn"
 
 
 async def test_allow_always_for_a_tool(registry: PermissionRegistry, audit: AuditLog) -> None:

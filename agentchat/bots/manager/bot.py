@@ -130,13 +130,18 @@ class ManagerBot:
         if dialogue is not None:
             await self._continue_dialogue(ctx, dialogue, body)
             return
-        command = MANAGER_COMMANDS.find(body)
+        reading = MANAGER_COMMANDS.read(body)
+        command = reading.command
         if command is None:
             first = body.strip().split(maxsplit=1)[0][:40] if body.strip() else ""
-            await ctx.reply(f"Unknown command {first!r}. Send `help` for the list.")
+            hint = f" Did you mean `{reading.suggestion}`?" if reading.suggestion else " Send `help` for the list."
+            await ctx.reply(f"Unknown command {first!r}.{hint}")
             return
+        if reading.ignored:
+            shown = " ".join(reading.ignored.split())
+            await ctx.reply(f"(`{command.name}` takes nothing after it: I ignored “{shown[:60]}”.)")
         try:
-            await command.run(ctx, body)
+            await command.run(ctx, command.name if reading.ignored else body)
         except AgentChatError as exc:
             log.error("manager: %s failed for %s: %s", command.name, ctx.user, exc)
             await ctx.reply(f"⚠️ {exc}")
@@ -196,6 +201,11 @@ class ManagerBot:
             return
         log.info("agent %s created for %s in %.0f ms", created.agent.id, ctx.user, created.seconds * 1000)
         await ctx.reply(f"Agent {created.agent.id} created. Chat at {created.jid}")
+        if choice.task is None and created.agent.chat is not None:
+            # Its own chat says hello: else the new contact is silent until spoken to.
+            await created.agent.chat.notify(
+                f"👋 {created.agent.id} ready in {choice.repository.name}; send the first task."
+            )
 
 
 def _cancelling() -> bool:

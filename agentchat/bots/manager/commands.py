@@ -15,10 +15,15 @@ if TYPE_CHECKING:
 
 MANAGER_COMMANDS: CommandRegistry[UserContext] = CommandRegistry()
 
+# Prosody's c2s_stanza_size_limit (256 KiB by default): a longer message never reaches us, and its
+# sender is disconnected.
+MESSAGE_LIMIT_NOTE = "A message can hold up to about 250 kB of text (the server's limit); paste longer logs in parts."
+
 
 @MANAGER_COMMANDS.command("help", help="this list")
 async def show_help(ctx: UserContext, _args: str) -> None:
-    await ctx.reply(MANAGER_COMMANDS.help_text("🤖 agentchat manager. Commands (any case):"))
+    text = MANAGER_COMMANDS.help_text("🤖 agentchat manager. Commands (any case):")
+    await ctx.reply(f"{text}\n{MESSAGE_LIMIT_NOTE}")
 
 
 @MANAGER_COMMANDS.command("new", "create", help="create an agent: type → repository → first task")
@@ -57,7 +62,7 @@ async def agent_status(ctx: UserContext, args: str) -> None:
                 f"Chat: {ctx.bot.supervisor.jid_of(agent.id)}",
                 f"Repository: {record.repo}",
                 f"Backend: {record.backend} · session {record.session_id}",
-                f"Turns: {record.turns} · cost so far: ${record.total_cost_usd:.4f}",
+                f"Messages answered: {record.turns} · cost so far: ${record.total_cost_usd:.4f}",
                 f"Last active: {idle_for:.0f} s ago · queued messages: {agent.queued}",
             ]
         )
