@@ -220,6 +220,12 @@ class XmppSession:
             except (TimeoutError, asyncio.TimeoutError):
                 self.client.abort()
         self.online = False
+        # slixmpp's outgoing-filter task waits on a queue for the client's whole life and is cancelled only
+        # in __del__: left pending, the garbage collector destroyed it with a "Task was destroyed" error.
+        filters: asyncio.Future[None] | None = getattr(self.client, "_run_out_filters", None)
+        if filters is not None and not filters.done():
+            filters.cancel()
+            await asyncio.gather(filters, return_exceptions=True)
 
     @property
     def unacked(self) -> int:

@@ -111,3 +111,22 @@ async def test_service_sigkill_mid_turn_and_restart(prosody, user_client, tmp_pa
             for pid in processes_with_env(AGENT_ID_ENV, agent_id):
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
+
+
+async def test_a_clean_stop_with_many_agents_leaves_nothing_pending(prosody, user_client, tmp_path: Path) -> None:
+    """A SIGTERM with a dozen agents online: exit 0, the whole shutdown logged, no traceback and no
+    "Task was destroyed but it is pending" error (reported once with 23 agents; not reproduced here)."""
+    home = tmp_path / "home"
+    make_repositories(home / "work")
+    service = ServiceProcess(home, service_config(prosody, home))
+    try:
+        await service.start()
+        alice = await user_client("alice")
+        for _ in range(12):
+            await create_agent(alice, prosody.manager_jid)
+        assert await service.kill(signal.SIGTERM) == 0
+        output = service.output()
+        assert "Agent Chat Service stopped" in output
+        assert "Task was destroyed" not in output and "Traceback" not in output, output[-2000:]
+    finally:
+        await service.stop()
