@@ -25,7 +25,7 @@ from agentchat.permissions.registry import PermissionRegistry
 from agentchat.provisioning.adhoc import AdhocProvisioner
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import Provisioner
-from agentchat.server.prosody_config import ServiceJids
+from agentchat.server.prosody_config import ServiceJids, Tombstones, tombstones_path
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
 from agentchat.xmpp.session import XmppSession
@@ -86,6 +86,8 @@ class Service:
             idle_timeout=settings.agents.idle_timeout / 1000,
             service_accounts=self.service_jids,
             on_agent_removed=self._agent_removed,
+            tombstones=Tombstones(tombstones_path(self.service_jids.path)) if self.service_jids else None,
+            manager_jid=settings.manager_jid,
         )
         log.info("Agent registry initialized")
         # Before any agent process: the CLI exits if the permission tool is missing at first use.

@@ -38,6 +38,14 @@ class ChatSide(ChatPort, Protocol):
 ChatFactory = Callable[[Agent, str], ChatSide]
 
 
+class TombstoneList(Protocol):
+    """Ended agents, so that a message to one gets an answer saying so (mod_agentchat_tombstones)."""
+
+    async def add(self, jid: str, text: str, now: float) -> None: ...
+
+    async def remove(self, jid: str) -> None: ...
+
+
 class ServiceAccounts(Protocol):
     """Keeps the list of the service's own JIDs (they are exempt from Prosody's rate limits)."""
 
@@ -76,6 +84,8 @@ class AgentSupervisor:
         idle_timeout: float,
         service_accounts: ServiceAccounts | None = None,
         on_agent_removed: Callable[[str], None] | None = None,
+        tombstones: TombstoneList | None = None,
+        manager_jid: str = "",
     ) -> None:
         self.domain = domain
         self._store = store
@@ -86,6 +96,8 @@ class AgentSupervisor:
         self._spec_factory = spec_factory
         self._idle_timeout = idle_timeout
         self._service_accounts = service_accounts
+        self._tombstones = tombstones
+        self._manager_jid = manager_jid
         self._on_agent_removed = on_agent_removed
         self.slots = ProcessSlots(max_concurrent)
         self._agents: dict[str, Agent] = {}
@@ -162,6 +174,8 @@ class AgentSupervisor:
 
     async def _provision(self, name: str, *, add_service_account: bool = True) -> str:
         """A fresh random password; an account left over from a crash is taken over."""
+        if self._tombstones is not None:
+            await self._tombstones.remove(self.jid_of(name))  # a name given again is no longer ended
         password = secrets.token_urlsafe(24)
         register_secret(password)
         try:
@@ -250,7 +264,7 @@ class AgentSupervisor:
 
     # removal
 
-    async def kill(self, agent_id: str) -> Agent | None:
+    async def kill(self, agent_id: str, ended_by: str = "agentchat") -> Agent | None:
         """End an agent for good; None if there is no such agent. Safe to call twice.
 
         Failure-atomic: the record is marked KILLED first (if that cannot be saved, the agent stays as it
@@ -278,10 +292,10 @@ class AgentSupervisor:
         chat = self._chats.pop(agent.id, None)
         if chat is not None:
             await chat.close()
-        await self._finish_removal(agent.id)
+        await self._finish_removal(agent.id, ended_by)
         return agent
 
-    async def _finish_removal(self, agent_id: str) -> None:
+    async def _finish_removal(self, agent_id: str, ended_by: str = "agentchat") -> None:
         """Account, service-JID entry and row of a killed agent; what fails is logged and left for the next start."""
         try:
             await self._require_provisioner().delete_account(agent_id)
@@ -296,6 +310,17 @@ class AgentSupervisor:
                 await self._service_accounts.remove(self.jid_of(agent_id))
             except AgentChatError as exc:
                 log.warning("agent %s: service accounts: %s", agent_id, exc)
+        if self._tombstones is not None:
+            now = time.time()
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(now))
+            after = f" Send `new` to {self._manager_jid} to start another agent." if self._manager_jid else ""
+            try:
+                await self._tombstones.add(
+                    self.jid_of(agent_id), f"⚰️ {agent_id} was ended by {ended_by} on {when} UTC, so this message "
+                    f"was not delivered.{after}", now
+                )
+            except OSError as exc:
+                log.warning("agent %s: tombstone not written: %s", agent_id, exc)
         await self._store.delete_agent(agent_id)
 
     async def shutdown(self) -> None:

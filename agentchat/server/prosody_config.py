@@ -167,6 +167,11 @@ class ProsodyConfigParams:
         return self.service_jids_file or self.run_dir / "service-jids.txt"
 
     @property
+    def tombstones_file(self) -> Path:
+        """Next to the service-JIDs file: the service finds one from the other (see Tombstones)."""
+        return tombstones_path(self.effective_service_jids_file)
+
+    @property
     def http_base_url(self) -> str:
         return f"http://{_url_host(self.http_interface)}:{self.http_port}"
 
@@ -206,6 +211,7 @@ def render_prosody_config(params: ProsodyConfigParams) -> str:
             c2s_rate=lua_str(params.c2s_rate),
             unlimited_jids=lua_list(params.admins),
             service_jids_file=lua_str(params.effective_service_jids_file),
+            tombstones_file=lua_str(params.tombstones_file),
             groups_line=f"groups_file = {lua_str(params.groups_file)}" if params.groups_file else "",
             components=_components(params),
         )
@@ -264,6 +270,59 @@ class ServiceJids:
         jids = (self.read() | add) - remove
         text = "# agentchat service accounts: not throttled by mod_limits. Written by agentchat.\n"
         atomic_write_text(self.path, text + "".join(f"{jid}\n" for jid in sorted(jids)), mode=0o644)
+
+
+def tombstones_path(service_jids_file: Path) -> Path:
+    return service_jids_file.with_name("tombstones.txt")
+
+
+class Tombstones:
+    """The file of ended agents that mod_agentchat_tombstones reads: "jid<TAB>time<TAB>text" per line.
+
+    Its one writer, like ServiceJids: updates are serialised and the file replaced atomically.
+    """
+
+    # Ended agents are remembered this long (a message to one after that gets Prosody's bare bounce).
+    KEEP_SECONDS = 30 * 24 * 3600
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    def read(self) -> dict[str, tuple[float, str]]:
+        """jid -> (when it was ended, the text)."""
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return {}
+        entries: dict[str, tuple[float, str]] = {}
+        for line in lines:
+            if line.startswith("#") or line.count("\t") < 2:
+                continue
+            jid, when, text = line.split("\t", 2)
+            try:
+                entries[jid] = (float(when), text)
+            except ValueError:
+                continue
+        return entries
+
+    async def add(self, jid: str, text: str, now: float) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._rewrite, {jid.lower(): (now, " ".join(text.split()))}, set(), now)
+
+    async def remove(self, jid: str) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self._rewrite, {}, {jid.lower()}, None)
+
+    def _rewrite(self, add: dict[str, tuple[float, str]], remove: set[str], now: float | None) -> None:
+        entries = {**self.read(), **add}
+        for jid in remove:
+            entries.pop(jid, None)
+        if now is not None:
+            entries = {jid: entry for jid, entry in entries.items() if now - entry[0] <= self.KEEP_SECONDS}
+        text = "# agentchat: ended agents (jid, time, what a message to them is answered). Written by agentchat.\n"
+        body = "".join(f"{jid}\t{when:.0f}\t{message}\n" for jid, (when, message) in sorted(entries.items()))
+        atomic_write_text(self.path, text + body, mode=0o644)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:

@@ -56,3 +56,21 @@ async def test_a_killed_agents_pending_prompt_is_denied_in_the_chat_and_the_audi
     lines = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert [(line["decision"], line["decided_by"]) for line in lines if line["agent"] == agent_id] == [("deny", "killed")]
     assert not (work / "api" / "never.txt").exists()
+
+
+async def test_a_message_to_an_ended_agent_is_answered_with_who_ended_it(prosody, user_client, tmp_path: Path) -> None:
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        agent_id, agent = await create_agent(alice, settings.manager_jid)
+        await alice.send(settings.manager_jid, f"kill {agent_id}")
+        await alice.expect("killed", from_=settings.manager_jid, timeout=20)
+        await alice.send(agent, "are you there?")
+        answer = await alice.expect("was ended", from_=agent, timeout=10)
+        assert f"⚰️ {agent_id} was ended by {alice.bare_jid}" in answer.body
+        assert "not delivered" in answer.body and f"`new` to {settings.manager_jid}" in answer.body
+    # Without the service too: Prosody's module answers.
+    bob = await user_client("bob")
+    await bob.send(agent, "hello?")
+    assert "was ended" in (await bob.expect("⚰️", from_=agent, timeout=10)).body

@@ -80,7 +80,7 @@ class AgentBot:
         *,
         permissions: PermissionRegistry,
         store: StateStore,
-        kill_agent: Callable[[str], Coroutine[Any, Any, object]],
+        kill_agent: Callable[[str, str], Coroutine[Any, Any, object]],
         open_transport: Callable[[], Awaitable[None]],
         close_transport: Callable[[], Awaitable[None]],
     ) -> None:
@@ -425,7 +425,7 @@ class AgentBot:
 
     async def kill(self) -> None:
         # Not awaited here: killing closes this very bot, whose inbox we are running in.
-        self._kill_task = asyncio.get_running_loop().create_task(self._kill_agent(self.agent.id))
+        self._kill_task = asyncio.get_running_loop().create_task(self._kill_agent(self.agent.id, self.owner))
 
 
 def _cancelling() -> bool:

@@ -75,7 +75,7 @@ async def kill_agent(ctx: UserContext, args: str) -> None:
     if agent is None:
         await ctx.reply(_unknown(args))
         return
-    await ctx.bot.supervisor.kill(agent.id)
+    await ctx.bot.supervisor.kill(agent.id, ended_by=ctx.user)
     await ctx.reply(f"🗑 Agent {agent.id} killed: its process ended, its prompts were denied and its account deleted.")
 
 
