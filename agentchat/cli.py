@@ -10,11 +10,14 @@ import re
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentchat import __version__
 from agentchat.config import Settings, load_settings
 from agentchat.errors import AgentChatError, ConfigError
+
+if TYPE_CHECKING:
+    from agentchat.embedded_setup import EmbeddedServer
 
 log = logging.getLogger("agentchat")
 
@@ -30,6 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="run the service")
     start.add_argument("--embedded-prosody", action="store_true", help="start and supervise our own Prosody")
     start.add_argument("--user", help="with --embedded-prosody: the human account to create (default: $USER or 'me')")
+    start.add_argument("--public", action="store_true", default=None,
+                       help="with --embedded-prosody: serve phones on prosody.interfaces, TLS required")
+    start.add_argument("--direct-tls-port", type=int, help="with --embedded-prosody: also offer TLS from the first byte "
+                       "(XEP-0368) on this port, e.g. 5223")
     start.add_argument("--port", type=int, help="XMPP port (overrides XMPP_PORT)")
     start.add_argument("--domain", help="XMPP domain (overrides XMPP_DOMAIN)")
     start.add_argument("--mcp-port", type=int, help="MCP port (overrides MCP_PORT)")
@@ -55,6 +62,8 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "mcp_port": "mcp.port",
         "work_base_path": "work.base_path",
         "log_level": "logging.level",
+        "public": "prosody.public",
+        "direct_tls_port": "prosody.direct_tls_port",
     }
     return {field: getattr(args, name) for name, field in mapping.items() if getattr(args, name, None) is not None}
 
@@ -103,42 +112,71 @@ def run_service(settings: Settings, *, embedded: bool, user: str | None) -> int:
 async def _serve(settings: Settings, *, embedded: bool, user: str | None) -> None:
     from agentchat.app import Service
 
-    prosody = None
+    server = None
     if embedded:
         from agentchat.embedded_setup import default_user_name, ensure_human_account, start_embedded
 
-        prosody = await start_embedded(settings)
-        log.info("Embedded Prosody started on %s:%d (pid %s)", settings.xmpp.host, settings.xmpp.port, prosody.pid)
+        server = await start_embedded(settings)
+        log.info("Embedded Prosody started on %s:%d (pid %s)", settings.xmpp.host, settings.xmpp.port, server.prosody.pid)
     try:
         service = Service(settings)
-        if prosody is not None:
-            account = await ensure_human_account(prosody, settings, user or default_user_name())
-            _print_login(settings, account.jid, account.password)
+        if server is not None:
+            account = await ensure_human_account(server, settings, user or default_user_name())
+            print(login_hint(settings, server, account.jid, account.password), flush=True)
         await service.run_until_signalled()
     finally:
-        if prosody is not None:
-            await prosody.stop()
+        if server is not None:
+            await server.prosody.stop()
             log.info("Embedded Prosody stopped")
 
 
-def _print_login(settings: Settings, jid: str, password: str) -> None:
-    # The user's own credentials, printed on purpose to the terminal (never to the log).
-    print(
-        "\n"
-        f"  Log in from Conversations, Gajim, Dino or Profanity as {jid}\n"
-        f"  password: {password}\n"
-        f"  server {settings.xmpp.host} port {settings.xmpp.port} (plaintext is allowed on loopback only)\n"
-        f"  then send `help` to {settings.manager_jid}\n",
-        flush=True,
-    )
+def login_hint(settings: Settings, server: EmbeddedServer, jid: str, password: str) -> str:
+    """What to type in a client, and what its certificate prompt will show.
+
+    The user's own credentials, printed on purpose to the terminal (never to the log).
+    """
+    from agentchat.server.dns_records import dns_records, is_reachable_from_internet, local_addresses
+
+    certificate = server.certificate
+    params = server.params
+    lines = ["", f"  Log in from Conversations, Gajim, Dino or Profanity as {jid}", f"  password: {password}"]
+    tls_ports = f" (direct TLS: port {params.c2s_direct_tls_port})" if params.c2s_direct_tls_port else ""
+    if server.public:
+        lines.append(f"  server {settings.xmpp.domain} port {settings.xmpp.port}, STARTTLS required{tls_ports}")
+    else:
+        lines.append(f"  server {settings.xmpp.host} port {settings.xmpp.port}, STARTTLS{tls_ports} "
+                     "(plaintext is allowed on loopback only)")
+    names = ", ".join(certificate.names)
+    if certificate.self_signed:
+        lines.append(f"  certificate: self-signed for {names}: when the client asks whether to trust it,")
+        lines.append("  check that its SHA-256 fingerprint is")
+    else:
+        lines.append(f"  certificate: {certificate.cert_path} for {names}, SHA-256 fingerprint")
+    lines.append(f"    {certificate.fingerprint_sha256}")
+    lines.append(f"  then send `help` to {settings.manager_jid} (in your contacts, group \"agentchat\")")
+    if server.public:
+        addresses = local_addresses(params.c2s_interfaces)
+        ports = [settings.xmpp.port] + ([params.c2s_direct_tls_port] if params.c2s_direct_tls_port else [])
+        records = dns_records(settings.xmpp.domain, addresses, settings.xmpp.port, params.c2s_direct_tls_port)
+        width = max(len(record.name) for record in records)
+        lines += ["", f"  Serving phones on {', '.join(params.c2s_interfaces)} (TLS required), "
+                      f"TCP port{'s' if len(ports) > 1 else ''} {' and '.join(map(str, ports))}.",
+                  f"  DNS records for {settings.xmpp.domain}, at your DNS provider:"]
+        lines += [f"    {record.zone_line(width)}" for record in records]
+        hidden = [str(a) for a in addresses if not is_reachable_from_internet(a)]
+        opened = " and ".join(map(str, ports))
+        if hidden:
+            lines.append(f"  {', '.join(hidden)} cannot be reached from the internet: put your router's public")
+            lines.append(f"  address in the A record and forward TCP {opened} to this machine.")
+        lines.append(f"  Open TCP {opened} in the firewall.")
+    return "\n".join(lines) + "\n"
 
 
 _JID = re.compile(r"^([^@/\s]+)(?:@([^@/\s]+))?$")
 
 
 async def user_add(settings: Settings, jid: str, password: str | None) -> int:
-    from agentchat.embedded_setup import embedded_params
-    from agentchat.server.embedded import EmbeddedProsody
+    from agentchat.embedded_setup import add_user
 
     match = _JID.match(jid.strip())
     if not match:
@@ -148,14 +186,14 @@ async def user_add(settings: Settings, jid: str, password: str | None) -> int:
         raise ConfigError(f"the embedded server serves {settings.xmpp.domain}, not {domain}")
     if username in (settings.manager.username, settings.xmpp.admin_username):
         raise ConfigError(f"{username} is a service account; choose another name")
-    params = embedded_params(settings)
-    if not params.config_path.exists():
-        raise AgentChatError(
-            f"no embedded Prosody under {params.run_dir}: run `agentchat start --embedded-prosody` once first"
-        )
     password = password or secrets.token_urlsafe(12)
-    await EmbeddedProsody(params, prosody_binary=settings.prosody.binary).register(username, domain, password)
+    running = await add_user(settings, username, password)
     print(f"Created {username}@{domain}\npassword: {password}")
+    if running:
+        print(f"{settings.manager_jid} is in its contacts (group \"agentchat\"): send it `help`")
+    else:
+        print(f"The embedded Prosody is not running, so {settings.manager_jid} is not in its contacts yet: "
+              "run this command again while `agentchat start --embedded-prosody` runs, or add it by hand")
     return 0
 
 

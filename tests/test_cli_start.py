@@ -92,8 +92,9 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def ask_manager_help(host: str, port: int, jid: str, password: str) -> str:
-    client = UserClient(jid, password, host, port)
+async def ask_manager_help(host: str, port: int, jid: str, password: str, *, home: Path) -> str:
+    """As a phone would: STARTTLS, the server's self-signed certificate trusted (pinned) once."""
+    client = UserClient(jid, password, host, port, ca_file=home / "tls" / f"{jid.split('@')[1]}.crt")
     await client.connect()
     try:
         await client.send(f"manager@{jid.split('@')[1]}", "help")
@@ -108,7 +109,7 @@ async def test_run_command_serves_the_printed_user_and_stops_cleanly(tmp_path: P
     try:
         for running in (first, second):
             jid, password = running.login()
-            assert "new" in await ask_manager_help("127.0.0.1", running.port, jid, password)
+            assert "new" in await ask_manager_help("127.0.0.1", running.port, jid, password, home=running.home)
         log = "".join(first.output)
         positions = [log.index(line) for line in STARTUP_LINES]
         assert positions == sorted(positions), log
@@ -134,7 +135,7 @@ async def test_second_start_reuses_the_same_accounts(tmp_path: Path) -> None:
     again = await start_embedded(tmp_path)
     try:
         assert again.login() == (jid, password)
-        assert "help" in await ask_manager_help("127.0.0.1", again.port, jid, password)
+        assert "help" in await ask_manager_help("127.0.0.1", again.port, jid, password, home=again.home)
     finally:
         assert await again.stop() == 0
 
@@ -151,6 +152,6 @@ async def test_user_add_prints_a_working_password(tmp_path: Path) -> None:
         out, err = await result.communicate()
         assert result.returncode == 0, err.decode()
         password = re.search(r"password: (\S+)", out.decode()).group(1)
-        assert "help" in await ask_manager_help("127.0.0.1", running.port, "bob@localhost", password)
+        assert "help" in await ask_manager_help("127.0.0.1", running.port, "bob@localhost", password, home=tmp_path)
     finally:
         await running.stop()

@@ -24,6 +24,7 @@ from agentchat.config import XmppSettings
 from agentchat.errors import AgentChatError
 from agentchat.logs import secrets as known_secrets
 from agentchat.xmpp import scram
+from agentchat.xmpp.tls import client_tls_context
 
 # Every login of this process derives its SCRAM key in C (see scram.py).
 scram.install()
@@ -105,7 +106,8 @@ class BotConnection:
         # Prosody keeps hibernating (XEP-0198), and what waited there goes to offline storage and on
         # to us. With a random resource it would wait for the hibernation timeout, then bounce.
         client = slixmpp.ClientXMPP(
-            f"{jid}/{RESOURCE}", password, plugin_config=plugin_config, ssl_context=shared_tls_context(settings.verify_tls)
+            f"{jid}/{RESOURCE}", password, plugin_config=plugin_config,
+            ssl_context=client_tls_context(settings.verify_tls, settings.ca_file),
         )
         client.enable_plaintext = settings.security == "plain"
         client.enable_starttls = settings.security == "starttls"
