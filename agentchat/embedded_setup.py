@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 # How the manager appears in a user's roster.
 MANAGER_CONTACT_NAME = "agentchat manager"
+# Where a running embedded Prosody can be reached, for `agentchat user add` in another terminal.
+ENDPOINTS_FILE = "endpoints.json"
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,8 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
     await prosody.register(settings.manager.username, settings.xmpp.domain, settings.manager.password.get_secret_value())
     settings.prosody.service_jids_file = params.effective_service_jids_file
     settings.provisioning.admin_rest_url = params.http_base_url + "/admin_rest"
+    endpoints = {"adminRestUrl": settings.provisioning.admin_rest_url, "c2sPort": params.c2s_port}
+    await asyncio.to_thread(atomic_write_text, params.run_dir / ENDPOINTS_FILE, json.dumps(endpoints) + "\n", 0o644)
     # Our bots trust the certificate Prosody serves (pinned), whoever signed it.
     if settings.xmpp.ca_file is None:
         settings.xmpp.ca_file = certificate.cert_path
@@ -190,6 +194,10 @@ async def add_user(settings: Settings, username: str, password: str) -> bool:
     if not config_path.exists():
         raise StateError(f"no embedded Prosody under {params_dir}: run `agentchat start --embedded-prosody` once first")
     fill_service_secrets(settings)
+    if settings.provisioning.admin_rest_url is None:  # where the running server said it listens
+        endpoints = await asyncio.to_thread(_read_json, params_dir / ENDPOINTS_FILE)
+        if isinstance(endpoints.get("adminRestUrl"), str):
+            settings.provisioning.admin_rest_url = str(endpoints["adminRestUrl"])
     jid = f"{username}@{settings.xmpp.domain}"
     async with admin_provisioner(settings) as provisioner:
         try:
