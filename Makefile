@@ -5,7 +5,7 @@ PIP_FLAGS ?= --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := prosody python3-venv shellcheck openssl
 
-.PHONY: install system-packages run test test-fast bench lint clean
+.PHONY: install system-packages test-packages run test test-fast bench lint clean
 
 install: system-packages $(VENV)/.installed
 
@@ -21,16 +21,34 @@ system-packages:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# What only the tests use: Profanity driven through tmux (tests/interop/test_profanity.py).
+# Without apt (not Debian/Ubuntu), the tests that need them are skipped with the reason printed.
+test-packages:
+	@missing=""; \
+	command -v profanity >/dev/null || missing="$$missing profanity"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "Installing Debian packages for the tests:$$missing"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "No apt-get: the tests that need$$missing will be skipped"; \
+	  fi; \
+	fi
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -q --upgrade pip
 	$(VENV)/bin/pip install $(PIP_FLAGS) -q -e ".[claude,dev]"
 	touch $@
 
+# Stays in the foreground (Ctrl-C stops it). In another terminal, the command is $(VENV)/bin/agentchat.
+# ARGS for more flags: make run ARGS="--public --domain chat.example.org"
 run: install
-	$(VENV)/bin/agentchat start --embedded-prosody
+	@echo "agentchat runs in the foreground; in another terminal use $(CURDIR)/$(VENV)/bin/agentchat (e.g. user add bob)"
+	$(VENV)/bin/agentchat start --embedded-prosody $(ARGS)
 
-test: install
+test: install test-packages
 	$(VENV)/bin/pytest -q
 
 bench: install

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import secrets
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -149,17 +150,20 @@ def login_hint(settings: Settings, server: EmbeddedServer, jid: str, password: s
     names = ", ".join(certificate.names)
     if certificate.self_signed:
         lines.append(f"  certificate: self-signed for {names}: when the client asks whether to trust it,")
-        lines.append("  check that its SHA-256 fingerprint is")
+        lines.append("  check that its fingerprint is")
     else:
-        lines.append(f"  certificate: {certificate.cert_path} for {names}, SHA-256 fingerprint")
-    lines.append(f"    {certificate.fingerprint_sha256}")
+        lines.append(f"  certificate: {certificate.cert_path} for {names}, fingerprint")
+    lines.append(f"    SHA-256 {certificate.fingerprint_sha256}")
+    lines.append(f"    SHA-1   {certificate.fingerprint_sha1} (Profanity shows this one, lower case, no colons)")
     lines.append(f"  then send `help` to {settings.manager_jid} (in your contacts, group \"agentchat\")")
+    lines.append(f"  more accounts, from another terminal: {command_name()} user add NAME")
     if server.public:
         addresses = local_addresses(params.c2s_interfaces)
         ports = [settings.xmpp.port] + ([params.c2s_direct_tls_port] if params.c2s_direct_tls_port else [])
         records = dns_records(settings.xmpp.domain, addresses, settings.xmpp.port, params.c2s_direct_tls_port)
         width = max(len(record.name) for record in records)
-        lines += ["", f"  Serving phones on {', '.join(params.c2s_interfaces)} (TLS required), "
+        where = ", ".join({"*": "every IPv4 address", "::": "every IPv6 address"}.get(i, i) for i in params.c2s_interfaces)
+        lines += ["", f"  Serving phones on {where} (TLS required), "
                       f"TCP port{'s' if len(ports) > 1 else ''} {' and '.join(map(str, ports))}.",
                   f"  DNS records for {settings.xmpp.domain}, at your DNS provider:"]
         lines += [f"    {record.zone_line(width)}" for record in records]
@@ -170,6 +174,18 @@ def login_hint(settings: Settings, server: EmbeddedServer, jid: str, password: s
             lines.append(f"  address in the A record and forward TCP {opened} to this machine.")
         lines.append(f"  Open TCP {opened} in the firewall.")
     return "\n".join(lines) + "\n"
+
+
+def command_name() -> str:
+    """How to run this very agentchat from another terminal: `agentchat` if that is what PATH finds,
+    else the full path of the virtualenv's script (`make run` does not change PATH)."""
+    script = Path(sys.executable).parent / "agentchat"
+    found = shutil.which("agentchat")
+    if found and script.exists() and Path(found).resolve() == script.resolve():
+        return "agentchat"
+    if script.exists():
+        return str(script)
+    return f"{sys.executable} -m agentchat"
 
 
 _JID = re.compile(r"^([^@/\s]+)(?:@([^@/\s]+))?$")

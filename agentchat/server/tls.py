@@ -45,6 +45,8 @@ class ServerCertificate:
     source: CertificateSource
     # SHA-256 of the leaf certificate (DER), "AB:CD:…": what clients show in their trust prompt.
     fingerprint_sha256: str
+    # SHA-1 of the same, for clients that show only that one (Profanity 0.13).
+    fingerprint_sha1: str
     # The DNS names (subjectAltName) the certificate is valid for.
     names: tuple[str, ...]
     not_after: dt.datetime
@@ -63,8 +65,9 @@ def name_matches(pattern: str, hostname: str) -> bool:
     return pattern == hostname
 
 
-def fingerprint(certificate: x509.Certificate) -> str:
-    digest = hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+def fingerprint(certificate: x509.Certificate, algorithm: str = "sha256") -> str:
+    """"AB:CD:…" of the certificate's DER encoding."""
+    digest = hashlib.new(algorithm, certificate.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
@@ -138,6 +141,7 @@ def load_certificate(cert_path: Path, key_path: Path, source: CertificateSource)
         key_path=key_path,
         source=source,
         fingerprint_sha256=fingerprint(leaf),
+        fingerprint_sha1=fingerprint(leaf, "sha1"),
         names=_dns_names(leaf),
         not_after=leaf.not_valid_after_utc,
         self_signed=leaf.issuer == leaf.subject,

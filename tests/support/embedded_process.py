@@ -14,7 +14,8 @@ from agentchat.config import ENV_VARS
 from tests.harness.prosody import free_ports
 
 LOGIN = re.compile(r"as (\S+)\n\s+password: (\S+)")
-FINGERPRINT = re.compile(r"^\s+((?:[0-9A-F]{2}:){31}[0-9A-F]{2})$", re.M)
+FINGERPRINT = re.compile(r"^\s+SHA-256 ((?:[0-9A-F]{2}:){31}[0-9A-F]{2})$", re.M)
+FINGERPRINT_SHA1 = re.compile(r"^\s+SHA-1\s+((?:[0-9A-F]{2}:){19}[0-9A-F]{2}) ", re.M)
 
 
 @dataclass
@@ -44,6 +45,11 @@ class Running:
     def fingerprint(self) -> str:
         """The SHA-256 fingerprint the login hint printed."""
         match = FINGERPRINT.search(self.text)
+        assert match, self.text
+        return match.group(1)
+
+    def fingerprint_sha1(self) -> str:
+        match = FINGERPRINT_SHA1.search(self.text)
         assert match, self.text
         return match.group(1)
 
