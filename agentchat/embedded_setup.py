@@ -77,6 +77,8 @@ def embedded_params(settings: Settings, certificate: ServerCertificate) -> Proso
                 f"{settings.xmpp.domain!r} has none: set XMPP_DOMAIN (--domain) to a domain of yours"
             )
         interfaces = tuple(_usable_interfaces(prosody.interfaces))
+        if not any(i in ("*", "0.0.0.0") or is_loopback_host(i) for i in interfaces):
+            interfaces += ("127.0.0.1",)  # where the service's own bots connect (with TLS, as everyone)
     else:
         interfaces = ("::1",) if host == "::1" else ("127.0.0.1",)
     return ProsodyConfigParams(

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentchat.errors import ProsodyError, StateError
-from agentchat.server.prosody_config import ProsodyConfigParams, atomic_write_text, write_prosody_config
+from agentchat.server.prosody_config import (
+    ProsodyConfigParams,
+    atomic_write_text,
+    is_loopback_interface,
+    write_prosody_config,
+)
 from agentchat.server.readiness import wait_for_stream_features
 
 log = logging.getLogger(__name__)
@@ -103,11 +108,11 @@ def tail(path: Path, limit: int = 2000) -> str:
 
 def probe_host(interfaces: tuple[str, ...]) -> str:
     """An address of this machine where c2s on ``interfaces`` can be reached."""
-    first = interfaces[0]
     for interface in interfaces:
-        if interface in ("*", "0.0.0.0"):
-            return "127.0.0.1"
-    return {"::": "::1", "localhost": "127.0.0.1"}.get(first, first)
+        if interface in ("*", "0.0.0.0", "localhost") or is_loopback_interface(interface):
+            return "127.0.0.1" if interface in ("*", "0.0.0.0", "localhost") else interface
+    first = interfaces[0]
+    return "::1" if first == "::" else first
 
 
 @dataclass(frozen=True)
