@@ -21,12 +21,14 @@ system-packages:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
-# What only the tests use: Profanity driven through tmux (tests/interop/test_profanity.py).
+# What only the tests use: Profanity driven through tmux (tests/interop/test_profanity.py), and
+# gnutls-cli, GnuTLS as Dino uses it (tests/interop/test_gnutls.py).
 # Without apt (not Debian/Ubuntu), the tests that need them are skipped with the reason printed.
 test-packages:
 	@missing=""; \
 	command -v profanity >/dev/null || missing="$$missing profanity"; \
 	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	command -v gnutls-cli >/dev/null || missing="$$missing gnutls-bin"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "Installing Debian packages for the tests:$$missing"; \
