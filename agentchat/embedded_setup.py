@@ -195,7 +195,13 @@ async def add_user(settings: Settings, username: str, password: str) -> bool:
     config_path = params_dir / "prosody.cfg.lua"
     if not config_path.exists():
         raise StateError(f"no embedded Prosody under {params_dir}: run `agentchat start --embedded-prosody` once first")
-    fill_service_secrets(settings)
+    if settings.xmpp.admin_password is None:  # the one the embedded server generated, if any; none is made here
+        stored = (await asyncio.to_thread(_read_json, settings.home / SECRETS_FILE)).get("admin_password")
+        if isinstance(stored, str) and stored:
+            settings.xmpp.admin_password = SecretStr(stored)
+    if settings.xmpp.admin_password is None:
+        await _register_offline(settings, config_path, username, password)
+        return False
     if settings.provisioning.admin_rest_url is None:  # where the running server said it listens
         endpoints = await asyncio.to_thread(_read_json, params_dir / ENDPOINTS_FILE)
         if isinstance(endpoints.get("adminRestUrl"), str):

@@ -88,14 +88,31 @@ async def test_second_start_reuses_the_same_accounts(tmp_path: Path) -> None:
     running = await start_embedded(tmp_path)
     jid, password = running.login()
     assert await running.stop() == 0
+    # `user add` while the server is stopped: the account is made, and it says the roster is not.
+    out = await user_add(tmp_path, "carol", running.port)
+    assert "is not running, so manager@localhost is not in its contacts yet" in out
+    carol_password = re.search(r"password: (\S+)", out).group(1)  # type: ignore[union-attr]
     (tmp_path / "work" / "api").rmdir()
     again = await start_embedded(tmp_path)
     try:
         assert again.login() == (jid, password)
         assert again.fingerprint() == running.fingerprint()  # the same certificate: no new trust prompt
         assert "help" in await ask_manager_help("127.0.0.1", again.port, jid, password, home=again.home)
+        carol = await log_in("127.0.0.1", again.port, "carol@localhost", carol_password, home=tmp_path)
+        assert carol.roster_item("manager@localhost") is None
+        await carol.disconnect()
     finally:
         assert await again.stop() == 0
+
+
+async def user_add(home: Path, name: str, port: int) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentchat", "user", "add", name, env=service_env(home, XMPP_PORT=str(port)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
 
 
 async def test_user_add_prints_a_working_password_and_the_manager_is_a_contact(tmp_path: Path) -> None:
@@ -109,15 +126,9 @@ async def test_user_add_prints_a_working_password_and_the_manager_is_a_contact(t
                                "the manager online")
         await alice.disconnect()
 
-        result = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agentchat", "user", "add", "bob@localhost",
-            env=service_env(tmp_path, XMPP_PORT=str(running.port)),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await result.communicate()
-        assert result.returncode == 0, err.decode()
-        assert "manager@localhost is in its contacts" in out.decode()
-        password = re.search(r"password: (\S+)", out.decode()).group(1)  # type: ignore[union-attr]
+        out = await user_add(tmp_path, "bob@localhost", running.port)
+        assert "manager@localhost is in its contacts" in out
+        password = re.search(r"password: (\S+)", out).group(1)  # type: ignore[union-attr]
         bob = await log_in("127.0.0.1", running.port, "bob@localhost", password, home=tmp_path)
         try:
             assert bob.roster_item("manager@localhost") == ROSTER_ENTRY
