@@ -8,17 +8,13 @@ import json
 import logging
 import re
 import secrets
-import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentchat import __version__
 from agentchat.config import Settings, load_settings
 from agentchat.errors import AgentChatError, ConfigError
-
-if TYPE_CHECKING:
-    from agentchat.embedded_setup import EmbeddedServer
 
 log = logging.getLogger("agentchat")
 
@@ -116,6 +112,7 @@ async def _serve(settings: Settings, *, embedded: bool, user: str | None) -> Non
     server = None
     if embedded:
         from agentchat.embedded_setup import default_user_name, ensure_human_account, start_embedded
+        from agentchat.login_hint import login_hint
 
         server = await start_embedded(settings)
         log.info("Embedded Prosody started on %s:%d (pid %s)", settings.xmpp.host, settings.xmpp.port, server.prosody.pid)
@@ -123,69 +120,13 @@ async def _serve(settings: Settings, *, embedded: bool, user: str | None) -> Non
         service = Service(settings)
         if server is not None:
             account = await ensure_human_account(server, settings, user or default_user_name())
-            print(login_hint(settings, server, account.jid, account.password), flush=True)
+            # The user's own credentials, printed on purpose to the terminal (never to the log).
+            print(await asyncio.to_thread(login_hint, settings, server, account.jid, account.password), flush=True)
         await service.run_until_signalled()
     finally:
         if server is not None:
             await server.prosody.stop()
             log.info("Embedded Prosody stopped")
-
-
-def login_hint(settings: Settings, server: EmbeddedServer, jid: str, password: str) -> str:
-    """What to type in a client, and what its certificate prompt will show.
-
-    The user's own credentials, printed on purpose to the terminal (never to the log).
-    """
-    from agentchat.server.dns_records import dns_records, is_reachable_from_internet, local_addresses
-
-    certificate = server.certificate
-    params = server.params
-    lines = ["", f"  Log in from Conversations, Gajim, Dino or Profanity as {jid}", f"  password: {password}"]
-    tls_ports = f" (direct TLS: port {params.c2s_direct_tls_port})" if params.c2s_direct_tls_port else ""
-    if server.public:
-        lines.append(f"  server {settings.xmpp.domain} port {settings.xmpp.port}, STARTTLS required{tls_ports}")
-    else:
-        lines.append(f"  server {settings.xmpp.host} port {settings.xmpp.port}, STARTTLS{tls_ports} "
-                     "(plaintext is allowed on loopback only)")
-    names = ", ".join(certificate.names)
-    if certificate.self_signed:
-        lines.append(f"  certificate: self-signed for {names}: when the client asks whether to trust it,")
-        lines.append("  check that its fingerprint is")
-    else:
-        lines.append(f"  certificate: {certificate.cert_path} for {names}, fingerprint")
-    lines.append(f"    SHA-256 {certificate.fingerprint_sha256}")
-    lines.append(f"    SHA-1   {certificate.fingerprint_sha1} (Profanity shows this one, lower case, no colons)")
-    lines.append(f"  then send `help` to {settings.manager_jid} (in your contacts, group \"agentchat\")")
-    lines.append(f"  more accounts, from another terminal: {command_name()} user add NAME")
-    if server.public:
-        addresses = local_addresses(params.c2s_interfaces)
-        ports = [settings.xmpp.port] + ([params.c2s_direct_tls_port] if params.c2s_direct_tls_port else [])
-        records = dns_records(settings.xmpp.domain, addresses, settings.xmpp.port, params.c2s_direct_tls_port)
-        width = max(len(record.name) for record in records)
-        where = ", ".join({"*": "every IPv4 address", "::": "every IPv6 address"}.get(i, i) for i in params.c2s_interfaces)
-        lines += ["", f"  Serving phones on {where} (TLS required), "
-                      f"TCP port{'s' if len(ports) > 1 else ''} {' and '.join(map(str, ports))}.",
-                  f"  DNS records for {settings.xmpp.domain}, at your DNS provider:"]
-        lines += [f"    {record.zone_line(width)}" for record in records]
-        hidden = [str(a) for a in addresses if not is_reachable_from_internet(a)]
-        opened = " and ".join(map(str, ports))
-        if hidden:
-            lines.append(f"  {', '.join(hidden)} cannot be reached from the internet: put your router's public")
-            lines.append(f"  address in the A record and forward TCP {opened} to this machine.")
-        lines.append(f"  Open TCP {opened} in the firewall.")
-    return "\n".join(lines) + "\n"
-
-
-def command_name() -> str:
-    """How to run this very agentchat from another terminal: `agentchat` if that is what PATH finds,
-    else the full path of the virtualenv's script (`make run` does not change PATH)."""
-    script = Path(sys.executable).parent / "agentchat"
-    found = shutil.which("agentchat")
-    if found and script.exists() and Path(found).resolve() == script.resolve():
-        return "agentchat"
-    if script.exists():
-        return str(script)
-    return f"{sys.executable} -m agentchat"
 
 
 _JID = re.compile(r"^([^@/\s]+)(?:@([^@/\s]+))?$")
