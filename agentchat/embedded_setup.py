@@ -8,7 +8,6 @@ service's own bots then use STARTTLS too, verifying the served certificate (pinn
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -26,9 +25,15 @@ from agentchat.logs import register_secret
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import AccountExists
 from agentchat.provisioning.contacts import introduce
-from agentchat.server.embedded import SECRETS_FILE, EmbeddedProsody, check_ports_free, ensure_service_secrets
+from agentchat.server.embedded import (
+    SECRETS_FILE,
+    EmbeddedProsody,
+    check_ports_free,
+    ensure_service_secrets,
+    prosodyctl_register,
+)
 from agentchat.server.prosody_config import ProsodyConfigParams, atomic_write_text
-from agentchat.server.tls import ServerCertificate, ensure_certificate
+from agentchat.server.tls import ServerCertificate, ensure_certificate, is_ip_address
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +76,7 @@ def embedded_params(settings: Settings, certificate: ServerCertificate) -> Proso
         )
     prosody = settings.prosody
     if prosody.public:
-        if settings.xmpp.domain in ("localhost", "localhost.") or _is_address(settings.xmpp.domain):
+        if settings.xmpp.domain in ("localhost", "localhost.") or is_ip_address(settings.xmpp.domain):
             raise ConfigError(
                 f"xmpp.domain: --public serves phones, which find the server by its domain's DNS records; "
                 f"{settings.xmpp.domain!r} has none: set XMPP_DOMAIN (--domain) to a domain of yours"
@@ -200,7 +205,7 @@ async def add_user(settings: Settings, username: str, password: str) -> bool:
         if isinstance(stored, str) and stored:
             settings.xmpp.admin_password = SecretStr(stored)
     if settings.xmpp.admin_password is None:
-        await _register_offline(settings, config_path, username, password)
+        await prosodyctl_register(config_path, username, settings.xmpp.domain, password)
         return False
     if settings.provisioning.admin_rest_url is None:  # where the running server said it listens
         endpoints = await asyncio.to_thread(_read_json, params_dir / ENDPOINTS_FILE)
@@ -212,7 +217,7 @@ async def add_user(settings: Settings, username: str, password: str) -> bool:
             await provisioner.ping()
         except ProvisioningError as exc:
             log.debug("mod_admin_rest not reachable, using prosodyctl: %s", exc)
-            await _register_offline(settings, config_path, username, password)
+            await prosodyctl_register(config_path, username, settings.xmpp.domain, password)
             return False
         try:
             await provisioner.create_account(username, password)
@@ -220,17 +225,6 @@ async def add_user(settings: Settings, username: str, password: str) -> bool:
             await provisioner.change_password(username, password)
         await introduce_manager(provisioner, settings, jid)
     return True
-
-
-async def _register_offline(settings: Settings, config_path: Path, username: str, password: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "prosodyctl", "--config", str(config_path), "register", username, settings.xmpp.domain, password,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await process.communicate()
-    if process.returncode != 0:
-        text = output.decode("utf-8", "replace").replace(password, "********").strip()
-        raise StateError(f"prosodyctl register {username}@{settings.xmpp.domain} failed: {text}")
 
 
 def _usable_interfaces(interfaces: list[str]) -> list[str]:
@@ -250,14 +244,6 @@ def _ipv6_available() -> bool:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
             probe.bind(("::1", 0))
     except OSError:
-        return False
-    return True
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
         return False
     return True
 

@@ -205,22 +205,8 @@ class EmbeddedProsody:
 
         Fine for the service's own idempotent accounts; use a Provisioner for anything else.
         """
-        process = await asyncio.create_subprocess_exec(
-            self._prosodyctl_binary, "--config", str(self.config_path), "register", username, domain, password,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), self._start_timeout)
-        except TimeoutError:
-            kill_group(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise ProsodyError(f"prosodyctl register {username}@{domain} timed out") from None
-        if process.returncode != 0:
-            text = output.decode("utf-8", "replace").replace(password, "********").strip()
-            raise ProsodyError(f"prosodyctl register {username}@{domain} failed (rc {process.returncode}): {text}")
+        await prosodyctl_register(self.config_path, username, domain, password,
+                                  prosodyctl=self._prosodyctl_binary, timeout=self._start_timeout)
 
     async def _spawn_and_wait(self) -> None:
         params = self.params
@@ -314,6 +300,28 @@ class EmbeddedProsody:
         # Interpreter exit without stop(): PDEATHSIG would do it too, but only when we die.
         if self._process is not None and self._process.returncode is None:
             kill_group(self._process.pid, signal.SIGKILL)
+
+
+async def prosodyctl_register(config_path: Path, username: str, domain: str, password: str, *,
+                              prosodyctl: str = "prosodyctl", timeout: float = 20.0) -> None:
+    """``prosodyctl register``: creates the account or silently overwrites its password; works
+    whether Prosody runs or not (it writes the data directory). ProsodyError, password masked."""
+    process = await asyncio.create_subprocess_exec(
+        prosodyctl, "--config", str(config_path), "register", username, domain, password,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        kill_group(process.pid, signal.SIGKILL)
+        await process.wait()
+        raise ProsodyError(f"prosodyctl register {username}@{domain} timed out") from None
+    if process.returncode != 0:
+        text = output.decode("utf-8", "replace").replace(password, "********").strip()
+        raise ProsodyError(f"prosodyctl register {username}@{domain} failed (rc {process.returncode}): {text}")
 
 
 def ensure_service_secrets(home: Path) -> tuple[str, str]:

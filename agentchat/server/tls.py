@@ -81,7 +81,7 @@ def generate_self_signed(domain: str, cert_path: Path, key_path: Path, *, now: d
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
     alt_names: list[x509.GeneralName] = [x509.DNSName(domain)]
-    if not _is_ip(domain):
+    if not is_ip_address(domain):
         alt_names.append(x509.DNSName(f"*.{domain}"))
     certificate = (
         x509.CertificateBuilder()
@@ -215,7 +215,7 @@ def _dns_names(certificate: x509.Certificate) -> tuple[str, ...]:
     return tuple(extension.value.get_values_for_type(x509.DNSName))
 
 
-def _is_ip(text: str) -> bool:
+def is_ip_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
     except ValueError:
