@@ -20,9 +20,9 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from agentchat.config import Settings, is_loopback_host
-from agentchat.errors import ConfigError, ProvisioningError, StateError
+from agentchat.errors import ConfigError, StateError
 from agentchat.logs import register_secret
-from agentchat.provisioning.admin_rest import AdminRestProvisioner
+from agentchat.provisioning.admin_rest import AdminRestProvisioner, AdminRestUnreachable
 from agentchat.provisioning.base import AccountExists
 from agentchat.provisioning.contacts import introduce
 from agentchat.server.embedded import (
@@ -138,7 +138,7 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
     await prosody.register(settings.manager.username, settings.xmpp.domain, settings.manager.password.get_secret_value())
     settings.prosody.service_jids_file = params.effective_service_jids_file
     settings.provisioning.admin_rest_url = params.http_base_url + "/admin_rest"
-    endpoints = {"adminRestUrl": settings.provisioning.admin_rest_url, "c2sPort": params.c2s_port}
+    endpoints = {"adminRestUrl": settings.provisioning.admin_rest_url}
     await asyncio.to_thread(atomic_write_text, params.run_dir / ENDPOINTS_FILE, json.dumps(endpoints) + "\n", 0o644)
     # Our bots trust the certificate Prosody serves (pinned), whoever signed it.
     if settings.xmpp.ca_file is None:
@@ -215,7 +215,7 @@ async def add_user(settings: Settings, username: str, password: str) -> bool:
     async with admin_provisioner(settings) as provisioner:
         try:
             await provisioner.ping()
-        except ProvisioningError as exc:
+        except AdminRestUnreachable as exc:  # a refused password is an error; a stopped server is not
             log.debug("mod_admin_rest not reachable, using prosodyctl: %s", exc)
             await prosodyctl_register(config_path, username, settings.xmpp.domain, password)
             return False

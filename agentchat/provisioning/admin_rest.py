@@ -23,6 +23,10 @@ from agentchat.provisioning.base import (
 log = logging.getLogger(__name__)
 
 
+class AdminRestUnreachable(ProvisioningError):
+    """Nothing answers at the base URL (the server is down, or elsewhere)."""
+
+
 class AdminRestProvisioner(Provisioner):
     """Talks to ``base_url`` (e.g. ``http://127.0.0.1:5280/admin_rest``) as ``admin_jid``.
 
@@ -159,7 +163,7 @@ class AdminRestProvisioner(Provisioner):
                 text = await response.text()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ProvisioningError(f"cannot reach mod_admin_rest at {self.base_url}: {exc or type(exc).__name__}") from exc
+            raise AdminRestUnreachable(f"cannot reach mod_admin_rest at {self.base_url}: {exc or type(exc).__name__}") from exc
         try:
             payload = json.loads(text)
         except ValueError:
