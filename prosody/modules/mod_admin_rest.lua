@@ -278,8 +278,11 @@ local function add_contact(event, username, attribute)
 	if name ~= nil and (type(name) ~= "string" or name == "") then
 		return respond(event, 400, "name must be a non-empty string");
 	end
+	if data.groups ~= nil and type(data.groups) ~= "table" then
+		return respond(event, 400, "groups must be a list of strings");
+	end
 	local groups = {};
-	for _, group in ipairs(type(data.groups) == "table" and data.groups or {}) do
+	for _, group in ipairs(data.groups or {}) do
 		if type(group) ~= "string" or group == "" then return respond(event, 400, "groups must be strings"); end
 		groups[group] = true;
 	end
@@ -311,21 +314,23 @@ local function remove_contact(event, username, attribute)
 	if not contact then
 		return respond(event, 400, "Body must be JSON with a contact: the bare JID of another account");
 	end
-	-- Each sees the other go offline first, as when a contact is removed by hand.
 	local contact_node, contact_host = local_account(contact);
+	local function knows(roster, jid) return roster and (roster[jid] ~= nil or roster[false].pending[jid] ~= nil); end
+	local in_user = knows(rostermanager.load_roster(username, host), contact);
+	local in_contact = contact_node and knows(rostermanager.load_roster(contact_node, contact_host), user_bare);
+	if not in_user and not in_contact then
+		return respond(event, 404, "Contact is not in the roster");
+	end
+	-- Each sees the other go offline first, as when a contact is removed by hand.
 	went_away(contact, user_bare);
 	if contact_node then went_away(user_bare, contact); end
-	local removed, err = set_roster_item(username, host, contact, nil);
-	local removed_back = false;
-	if removed ~= nil and contact_node then
-		removed_back, err = set_roster_item(contact_node, contact_host, user_bare, nil);
+	local ok, err = set_roster_item(username, host, contact, nil);
+	if ok ~= nil and contact_node then
+		ok, err = set_roster_item(contact_node, contact_host, user_bare, nil);
 	end
-	if removed == nil or removed_back == nil then
+	if ok == nil then
 		module:log("error", "Removing %s from the roster of %s failed: %s", contact, user_bare, tostring(err));
 		return respond(event, 500, "Internal server error");
-	end
-	if not removed and not removed_back then
-		return respond(event, 404, "Contact is not in the roster");
 	end
 	return respond(event, 200, "Contact removed: " .. contact);
 end
