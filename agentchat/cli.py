@@ -144,13 +144,13 @@ async def user_add(settings: Settings, jid: str, password: str | None) -> int:
     if username in (settings.manager.username, settings.xmpp.admin_username):
         raise ConfigError(f"{username} is a service account; choose another name")
     password = password or secrets.token_urlsafe(12)
-    running = await add_user(settings, username, password)
+    not_in_roster = await add_user(settings, username, password)
     print(f"Created {username}@{domain}\npassword: {password}")
-    if running:
+    if not_in_roster is None:
         print(f"{settings.manager_jid} is in its contacts (group \"agentchat\"): send it `help`")
     else:
-        print(f"The embedded Prosody is not running, so {settings.manager_jid} is not in its contacts yet: "
-              "run this command again while `agentchat start --embedded-prosody` runs, or add it by hand")
+        print(f"{settings.manager_jid} is not in its contacts yet: {not_in_roster}; run this command again "
+              "while `agentchat start --embedded-prosody` runs, or add the manager by hand")
     return 0
 
 

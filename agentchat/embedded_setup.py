@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from agentchat.config import Settings, is_loopback_host
 from agentchat.errors import ConfigError, StateError
 from agentchat.logs import register_secret
-from agentchat.provisioning.admin_rest import AdminRestProvisioner, AdminRestUnreachable
+from agentchat.provisioning.admin_rest import AdminRestProvisioner, AdminRestRefused, AdminRestUnreachable
 from agentchat.provisioning.base import AccountExists
 from agentchat.provisioning.contacts import introduce
 from agentchat.server.embedded import (
@@ -192,10 +192,14 @@ async def introduce_manager(provisioner: AdminRestProvisioner, settings: Setting
     await introduce(provisioner, user_jid, settings.manager_jid, MANAGER_CONTACT_NAME)
 
 
-async def add_user(settings: Settings, username: str, password: str) -> bool:
-    """`agentchat user add`: create (or reset) an account on the running embedded Prosody and put
-    the manager into its roster. True if the server was running; without it the account is made
-    with prosodyctl and the roster is left alone (False)."""
+async def add_user(settings: Settings, username: str, password: str) -> str | None:
+    """`agentchat user add`: create (or reset) an account on the embedded Prosody and put the manager
+    into its roster, through the running server's mod_admin_rest.
+
+    Returns None when the manager is in the roster, else why not: the account is then made with
+    prosodyctl (the server is stopped, or refused the admin password this process has, as in the
+    Docker image when the environment still holds a password the entrypoint replaced).
+    """
     params_dir = run_dir(settings)
     config_path = params_dir / "prosody.cfg.lua"
     if not config_path.exists():
@@ -206,7 +210,7 @@ async def add_user(settings: Settings, username: str, password: str) -> bool:
             settings.xmpp.admin_password = SecretStr(stored)
     if settings.xmpp.admin_password is None:
         await prosodyctl_register(config_path, username, settings.xmpp.domain, password)
-        return False
+        return "no admin password is known here (xmpp.adminPassword)"
     if settings.provisioning.admin_rest_url is None:  # where the running server said it listens
         endpoints = await asyncio.to_thread(_read_json, params_dir / ENDPOINTS_FILE)
         if isinstance(endpoints.get("adminRestUrl"), str):
@@ -215,16 +219,18 @@ async def add_user(settings: Settings, username: str, password: str) -> bool:
     async with admin_provisioner(settings) as provisioner:
         try:
             await provisioner.ping()
-        except AdminRestUnreachable as exc:  # a refused password is an error; a stopped server is not
-            log.debug("mod_admin_rest not reachable, using prosodyctl: %s", exc)
+        except (AdminRestUnreachable, AdminRestRefused) as exc:
+            log.debug("mod_admin_rest not usable, using prosodyctl: %s", exc)
             await prosodyctl_register(config_path, username, settings.xmpp.domain, password)
-            return False
+            if isinstance(exc, AdminRestUnreachable):
+                return "the embedded Prosody is not running"
+            return f"mod_admin_rest refused {settings.xmpp.admin_jid} (the admin password here is not the server's)"
         try:
             await provisioner.create_account(username, password)
         except AccountExists:
             await provisioner.change_password(username, password)
         await introduce_manager(provisioner, settings, jid)
-    return True
+    return None
 
 
 def _usable_interfaces(interfaces: list[str]) -> list[str]:

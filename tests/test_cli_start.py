@@ -90,7 +90,7 @@ async def test_second_start_reuses_the_same_accounts(tmp_path: Path) -> None:
     assert await running.stop() == 0
     # `user add` while the server is stopped: the account is made, and it says the roster is not.
     out = await user_add(tmp_path, "carol", running.port)
-    assert "is not running, so manager@localhost is not in its contacts yet" in out
+    assert "manager@localhost is not in its contacts yet: the embedded Prosody is not running" in out
     carol_password = re.search(r"password: (\S+)", out).group(1)  # type: ignore[union-attr]
     (tmp_path / "work" / "api").rmdir()
     again = await start_embedded(tmp_path)

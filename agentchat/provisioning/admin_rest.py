@@ -27,6 +27,10 @@ class AdminRestUnreachable(ProvisioningError):
     """Nothing answers at the base URL (the server is down, or elsewhere)."""
 
 
+class AdminRestRefused(ProvisioningError):
+    """The module answered, and refused us: wrong admin password, not an admin, or not loopback."""
+
+
 class AdminRestProvisioner(Provisioner):
     """Talks to ``base_url`` (e.g. ``http://127.0.0.1:5280/admin_rest``) as ``admin_jid``.
 
@@ -181,4 +185,5 @@ class AdminRestProvisioner(Provisioner):
             reason = f"no mod_admin_rest for {self.domain} at {self.base_url} (module not loaded or wrong Host)"
         else:
             reason = str(result) if result is not None else "unexpected answer"
-        return ProvisioningError(f"cannot {action}: HTTP {status}: {reason}")
+        kind = AdminRestRefused if status in (401, 403) else ProvisioningError
+        return kind(f"cannot {action}: HTTP {status}: {reason}")
