@@ -10,7 +10,7 @@ APT_PACKAGES := prosody python3-venv shellcheck openssl
 CLAUDE_OLDEST_SDK := 0.2.187
 CLAUDE_OLDEST := .cache/claude-cli/$(CLAUDE_OLDEST_SDK)/claude
 
-.PHONY: install system-packages run test test-fast bench lint clean
+.PHONY: install system-packages test-packages run test test-fast bench lint clean
 
 install: system-packages $(VENV)/.installed
 
@@ -26,20 +26,40 @@ system-packages:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# What only the tests use: Profanity driven through tmux (tests/interop/test_profanity.py), and
+# gnutls-cli, GnuTLS as Dino uses it (tests/interop/test_gnutls.py).
+# Without apt (not Debian/Ubuntu), the tests that need them are skipped with the reason printed.
+test-packages:
+	@missing=""; \
+	command -v profanity >/dev/null || missing="$$missing profanity"; \
+	command -v tmux >/dev/null || missing="$$missing tmux"; \
+	command -v gnutls-cli >/dev/null || missing="$$missing gnutls-bin"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "Installing Debian packages for the tests:$$missing"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "No apt-get: the tests that need$$missing will be skipped"; \
+	  fi; \
+	fi
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -q --upgrade pip
 	$(VENV)/bin/pip install $(PIP_FLAGS) -q -e ".[claude,dev]"
 	touch $@
 
+# Stays in the foreground (Ctrl-C stops it). In another terminal, the command is $(VENV)/bin/agentchat.
+# ARGS for more flags: make run ARGS="--public --domain chat.example.org"
 run: install
-	$(VENV)/bin/agentchat start --embedded-prosody
+	@echo "agentchat runs in the foreground; in another terminal use $(CURDIR)/$(VENV)/bin/agentchat (e.g. user add bob)"
+	$(VENV)/bin/agentchat start --embedded-prosody $(ARGS)
 
 $(CLAUDE_OLDEST): | $(VENV)/.installed
 	$(VENV)/bin/pip download $(PIP_FLAGS) -q --no-deps --only-binary=:all: -d .cache/wheels "claude-agent-sdk==$(CLAUDE_OLDEST_SDK)"
 	$(VENV)/bin/python -m tests.support.claude_versions extract .cache/wheels/claude_agent_sdk-$(CLAUDE_OLDEST_SDK)-*.whl $(dir $@)
 
-test: install $(CLAUDE_OLDEST)
+test: install test-packages $(CLAUDE_OLDEST)
 	$(VENV)/bin/mypy agentchat
 	$(VENV)/bin/pytest -q
 

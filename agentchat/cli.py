@@ -30,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
     start = commands.add_parser("start", help="run the service")
     start.add_argument("--embedded-prosody", action="store_true", help="start and supervise our own Prosody")
     start.add_argument("--user", help="with --embedded-prosody: the human account to create (default: $USER or 'me')")
+    start.add_argument("--public", action="store_true", default=None,
+                       help="with --embedded-prosody: serve phones on prosody.interfaces, TLS required")
+    start.add_argument("--direct-tls-port", type=int, help="with --embedded-prosody: also offer TLS from the first byte "
+                       "(XEP-0368) on this port, e.g. 5223")
     start.add_argument("--port", type=int, help="XMPP port (overrides XMPP_PORT)")
     start.add_argument("--domain", help="XMPP domain (overrides XMPP_DOMAIN)")
     start.add_argument("--mcp-port", type=int, help="MCP port (overrides MCP_PORT)")
@@ -55,6 +59,8 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "mcp_port": "mcp.port",
         "work_base_path": "work.base_path",
         "log_level": "logging.level",
+        "public": "prosody.public",
+        "direct_tls_port": "prosody.direct_tls_port",
     }
     return {field: getattr(args, name) for name, field in mapping.items() if getattr(args, name, None) is not None}
 
@@ -103,42 +109,31 @@ def run_service(settings: Settings, *, embedded: bool, user: str | None) -> int:
 async def _serve(settings: Settings, *, embedded: bool, user: str | None) -> None:
     from agentchat.app import Service
 
-    prosody = None
+    server = None
     if embedded:
         from agentchat.embedded_setup import default_user_name, ensure_human_account, start_embedded
+        from agentchat.login_hint import login_hint
 
-        prosody = await start_embedded(settings)
-        log.info("Embedded Prosody started on %s:%d (pid %s)", settings.xmpp.host, settings.xmpp.port, prosody.pid)
+        server = await start_embedded(settings)
+        log.info("Embedded Prosody started on %s:%d (pid %s)", settings.xmpp.host, settings.xmpp.port, server.prosody.pid)
     try:
         service = Service(settings)
-        if prosody is not None:
-            account = await ensure_human_account(prosody, settings, user or default_user_name())
-            _print_login(settings, account.jid, account.password)
+        if server is not None:
+            account = await ensure_human_account(server, settings, user or default_user_name())
+            # The user's own credentials, printed on purpose to the terminal (never to the log).
+            print(await asyncio.to_thread(login_hint, settings, server, account.jid, account.password), flush=True)
         await service.run_until_signalled()
     finally:
-        if prosody is not None:
-            await prosody.stop()
+        if server is not None:
+            await server.prosody.stop()
             log.info("Embedded Prosody stopped")
-
-
-def _print_login(settings: Settings, jid: str, password: str) -> None:
-    # The user's own credentials, printed on purpose to the terminal (never to the log).
-    print(
-        "\n"
-        f"  Log in from Conversations, Gajim, Dino or Profanity as {jid}\n"
-        f"  password: {password}\n"
-        f"  server {settings.xmpp.host} port {settings.xmpp.port} (plaintext is allowed on loopback only)\n"
-        f"  then send `help` to {settings.manager_jid}\n",
-        flush=True,
-    )
 
 
 _JID = re.compile(r"^([^@/\s]+)(?:@([^@/\s]+))?$")
 
 
 async def user_add(settings: Settings, jid: str, password: str | None) -> int:
-    from agentchat.embedded_setup import embedded_params
-    from agentchat.server.embedded import EmbeddedProsody
+    from agentchat.embedded_setup import add_user
 
     match = _JID.match(jid.strip())
     if not match:
@@ -148,14 +143,14 @@ async def user_add(settings: Settings, jid: str, password: str | None) -> int:
         raise ConfigError(f"the embedded server serves {settings.xmpp.domain}, not {domain}")
     if username in (settings.manager.username, settings.xmpp.admin_username):
         raise ConfigError(f"{username} is a service account; choose another name")
-    params = embedded_params(settings)
-    if not params.config_path.exists():
-        raise AgentChatError(
-            f"no embedded Prosody under {params.run_dir}: run `agentchat start --embedded-prosody` once first"
-        )
     password = password or secrets.token_urlsafe(12)
-    await EmbeddedProsody(params, prosody_binary=settings.prosody.binary).register(username, domain, password)
+    not_in_roster = await add_user(settings, username, password)
     print(f"Created {username}@{domain}\npassword: {password}")
+    if not_in_roster is None:
+        print(f"{settings.manager_jid} is in its contacts (group \"agentchat\"): send it `help`")
+    else:
+        print(f"{settings.manager_jid} is not in its contacts yet: {not_in_roster}; run this command again "
+              "while `agentchat start --embedded-prosody` runs, or add the manager by hand")
     return 0
 
 

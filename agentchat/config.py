@@ -6,13 +6,14 @@ The JSON file uses the camelCase names of the original design (``work.basePath``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from agentchat.errors import ConfigError
@@ -36,9 +37,12 @@ class XmppSettings(Section):
     domain: str = "localhost"
     admin_username: str = "admin"
     admin_password: SecretStr | None = None
-    # "plain" is only sensible on loopback; "starttls" verifies nothing when verify_tls is false.
+    # Unset: plaintext to a loopback host, STARTTLS otherwise. "plain" is refused for any other host.
     security: Literal["plain", "starttls", "directtls"] = "plain"
+    # Unset: verify the server's certificate unless the host is loopback.
     verify_tls: bool = False
+    # A CA bundle, or the server's own certificate (pinned), trusted besides the system's CAs.
+    ca_file: Path | None = None
     # How long a bot waits before its first reconnect attempt; each failed attempt waits 1.5 times longer,
     # up to reconnect_max_interval. Each attempt may take connect_timeout (a slow link needs it).
     reconnect_interval: float = Field(0.5, gt=0, le=60)
@@ -51,6 +55,20 @@ class XmppSettings(Section):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _secure_by_default(self) -> XmppSettings:
+        loopback = is_loopback_host(self.host)
+        if "security" not in self.model_fields_set:
+            self.security = "plain" if loopback else "starttls"
+        if "verify_tls" not in self.model_fields_set:
+            self.verify_tls = not loopback
+        if self.security == "plain" and not loopback:
+            raise ValueError(
+                f"plaintext XMPP is only allowed to a loopback host, not to {self.host!r}: "
+                'set "security" to "starttls" or "directtls"'
+            )
+        return self
 
     @property
     def admin_jid(self) -> str:
@@ -114,6 +132,16 @@ class ProsodySettings(Section):
 
     binary: str = "prosody"
     http_port: int = Field(5280, ge=1, le=65535)
+    # Serve phones: c2s on ``interfaces`` with TLS required (``--public``); else loopback only.
+    public: bool = False
+    interfaces: list[str] = Field(default_factory=lambda: ["*", "::"], min_length=1)
+    # XEP-0368 direct TLS (TLS from the first byte) on this port as well, e.g. 5223; none by default.
+    direct_tls_port: int | None = Field(None, ge=1, le=65535)
+    # The certificate to serve: your own (both files), a Let's Encrypt live directory
+    # (fullchain.pem + privkey.pem), or neither: a self-signed one is generated under home/tls.
+    certificate: Path | None = None
+    key: Path | None = None
+    letsencrypt_dir: Path | None = None
     # The file of service JIDs that our Prosody module exempts from rate limits; the embedded
     # server sets its own. With an external Prosody, point it at that server's file.
     service_jids_file: Path | None = None
@@ -187,6 +215,16 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "PROVISIONING_METHOD": ("provisioning", "method"),
     "AGENTCHAT_LOG_LEVEL": ("logging", "level"),
 }
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` is this machine's loopback (a name or an address); other names are not."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _env_name(section: str, field_name: str) -> str | None:

@@ -21,14 +21,15 @@ from pathlib import Path
 import slixmpp
 
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
-from agentchat.xmpp.session import PLUGINS, shared_tls_context
+from agentchat.xmpp.session import PLUGINS
+from agentchat.xmpp.tls import client_tls_context
 from bench.service_host import rss_kb
 from bench.stats import summarize
 
 
 async def login(jid: str, password: str, host: str, port: int, shared: bool) -> tuple[slixmpp.ClientXMPP, float]:
     began = time.perf_counter()
-    context = {"ssl_context": shared_tls_context(False)} if shared else {}
+    context = {"ssl_context": client_tls_context(False)} if shared else {}
     client = slixmpp.ClientXMPP(jid, password, plugin_config={"feature_mechanisms": {"unencrypted_scram": True}}, **context)
     client.enable_plaintext, client.enable_starttls, client.enable_direct_tls = True, False, False
     for plugin in PLUGINS:
@@ -51,7 +52,7 @@ async def main(settings: dict, count: int, concurrency: int, shared: bool) -> di
     for name in names:
         await provisioner.create_account(name, password)
     if shared:
-        shared_tls_context(False)  # built before "before": it exists once, whatever the number of bots
+        client_tls_context(False)  # built before "before": it exists once, whatever the number of bots
     gc.collect()
     before = rss_kb()
     gate = asyncio.Semaphore(concurrency)

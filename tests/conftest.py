@@ -22,7 +22,7 @@ if _REPO_ROOT not in sys.path:
     sys.path.insert(0, _REPO_ROOT)
 
 from agentchat.store.database import StateStore  # noqa: E402
-from tests.harness.clients import UserClient  # noqa: E402
+from tests.harness.clients import Security, UserClient  # noqa: E402
 from tests.harness.prosody import ProsodyServer  # noqa: E402
 
 
@@ -57,6 +57,7 @@ class UserClientFactory(Protocol):
         create: bool = True,
         unique: bool = True,
         connect: bool = True,
+        security: Security = "starttls",
     ) -> Awaitable[UserClient]: ...
 
 
@@ -68,6 +69,8 @@ async def user_client(request: pytest.FixtureRequest) -> AsyncIterator[UserClien
     test never show up): address the client by ``client.bare_jid``. ``service=True`` lists the
     account as a service account (not throttled) before it logs in. ``create=False`` logs in to
     an existing account (``password`` required). ``server`` defaults to the session ``prosody``.
+    Clients log in with STARTTLS and verify the server's certificate; ``security="plain"`` asks
+    for plaintext (loopback only).
     """
     clients: list[UserClient] = []
 
@@ -80,6 +83,7 @@ async def user_client(request: pytest.FixtureRequest) -> AsyncIterator[UserClien
         create: bool = True,
         unique: bool = True,
         connect: bool = True,
+        security: Security = "starttls",
     ) -> UserClient:
         target = server or request.getfixturevalue("prosody")
         username = f"{local}-{secrets.token_hex(3)}" if unique else local
@@ -91,7 +95,8 @@ async def user_client(request: pytest.FixtureRequest) -> AsyncIterator[UserClien
             await target.mark_service(username)
         if create:
             await target.create_account(username, password)
-        client = UserClient(f"{username}@{target.domain}", password, target.host, target.c2s_port)
+        client = UserClient(f"{username}@{target.domain}", password, target.host, target.c2s_port,
+                            security=security, ca_file=target.ca_file)
         clients.append(client)
         if connect:
             await client.connect()

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from agentchat.config import ENV_VARS
 from tests.harness.clients import UserClient
-from tests.harness.prosody import free_ports
+from tests.support.embedded_process import service_env, start_embedded
 
 STARTUP_LINES = [
     "Agent Chat Service starting...",
@@ -25,51 +21,7 @@ STARTUP_LINES = [
     "Agent Chat Service started successfully",
     "Listening for messages...",
 ]
-LOGIN = re.compile(r"as (\S+)\n\s+password: (\S+)")
-
-
-@dataclass
-class Running:
-    process: asyncio.subprocess.Process
-    home: Path
-    port: int
-    output: list[str]
-
-    async def wait_for(self, text: str, timeout: float = 30) -> None:
-        async with asyncio.timeout(timeout):
-            while not any(text in line for line in self.output):
-                line = await self.process.stdout.readline()  # type: ignore[union-attr]
-                if not line:
-                    raise AssertionError(f"agentchat exited before {text!r}:\n{''.join(self.output)}")
-                self.output.append(line.decode())
-
-    def login(self) -> tuple[str, str]:
-        match = LOGIN.search("".join(self.output))
-        assert match, "".join(self.output)
-        return match.group(1), match.group(2)
-
-    async def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            rest = await self.process.stdout.read()  # type: ignore[union-attr]
-            self.output.append(rest.decode())
-            return await self.process.wait()
-
-
-async def start_embedded(home: Path) -> Running:
-    c2s, http, mcp = free_ports(3)
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env.update(AGENTCHAT_HOME=str(home), XMPP_HOST="127.0.0.1", PYTHONUNBUFFERED="1")
-    (home / "work" / "api").mkdir(parents=True)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agentchat", "start", "--embedded-prosody", "--user", "alice",
-        "--port", str(c2s), "--mcp-port", str(mcp), "--work-base-path", str(home / "work"),
-        env={**env, "PROSODY_HTTP_PORT": str(http)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-    )
-    running = Running(process, home, c2s, [])
-    await running.wait_for("Listening for messages...")
-    return running
+ROSTER_ENTRY = {"subscription": "both", "name": "agentchat manager", "groups": ["agentchat"]}
 
 
 def descendants(pid: int) -> list[int]:
@@ -92,14 +44,20 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def ask_manager_help(host: str, port: int, jid: str, password: str) -> str:
-    client = UserClient(jid, password, host, port)
-    await client.connect()
+async def ask_manager_help(host: str, port: int, jid: str, password: str, *, home: Path) -> str:
+    """As a phone would: STARTTLS, the server's self-signed certificate trusted (pinned) once."""
+    client = await log_in(host, port, jid, password, home=home)
     try:
         await client.send(f"manager@{jid.split('@')[1]}", "help")
         return (await client.expect("Commands")).body
     finally:
         await client.disconnect()
+
+
+async def log_in(host: str, port: int, jid: str, password: str, *, home: Path) -> UserClient:
+    client = UserClient(jid, password, host, port, ca_file=home / "tls" / f"{jid.split('@')[1]}.crt")
+    await client.connect()
+    return client
 
 
 async def test_run_command_serves_the_printed_user_and_stops_cleanly(tmp_path: Path) -> None:
@@ -108,7 +66,7 @@ async def test_run_command_serves_the_printed_user_and_stops_cleanly(tmp_path: P
     try:
         for running in (first, second):
             jid, password = running.login()
-            assert "new" in await ask_manager_help("127.0.0.1", running.port, jid, password)
+            assert "new" in await ask_manager_help("127.0.0.1", running.port, jid, password, home=running.home)
         log = "".join(first.output)
         positions = [log.index(line) for line in STARTUP_LINES]
         assert positions == sorted(positions), log
@@ -130,27 +88,53 @@ async def test_second_start_reuses_the_same_accounts(tmp_path: Path) -> None:
     running = await start_embedded(tmp_path)
     jid, password = running.login()
     assert await running.stop() == 0
+    # `user add` while the server is stopped: the account is made, and it says the roster is not.
+    out = await user_add(tmp_path, "carol", running.port)
+    assert "manager@localhost is not in its contacts yet: the embedded Prosody is not running" in out
+    carol_password = re.search(r"password: (\S+)", out).group(1)  # type: ignore[union-attr]
     (tmp_path / "work" / "api").rmdir()
     again = await start_embedded(tmp_path)
     try:
         assert again.login() == (jid, password)
-        assert "help" in await ask_manager_help("127.0.0.1", again.port, jid, password)
+        assert again.fingerprint() == running.fingerprint()  # the same certificate: no new trust prompt
+        assert "help" in await ask_manager_help("127.0.0.1", again.port, jid, password, home=again.home)
+        carol = await log_in("127.0.0.1", again.port, "carol@localhost", carol_password, home=tmp_path)
+        assert carol.roster_item("manager@localhost") is None
+        await carol.disconnect()
     finally:
         assert await again.stop() == 0
 
 
-async def test_user_add_prints_a_working_password(tmp_path: Path) -> None:
+async def user_add(home: Path, name: str, port: int) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentchat", "user", "add", name, env=service_env(home, XMPP_PORT=str(port)),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_user_add_prints_a_working_password_and_the_manager_is_a_contact(tmp_path: Path) -> None:
     running = await start_embedded(tmp_path)
     try:
-        env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-        env.update(AGENTCHAT_HOME=str(tmp_path), XMPP_HOST="127.0.0.1", XMPP_PORT=str(running.port))
-        result = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "agentchat", "user", "add", "bob@localhost",
-            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await result.communicate()
-        assert result.returncode == 0, err.decode()
-        password = re.search(r"password: (\S+)", out.decode()).group(1)
-        assert "help" in await ask_manager_help("127.0.0.1", running.port, "bob@localhost", password)
+        alice_jid, alice_password = running.login()
+        alice = await log_in("127.0.0.1", running.port, alice_jid, alice_password, home=tmp_path)
+        # The first account found the manager in its contacts, both ways, named and grouped.
+        assert alice.roster_item("manager@localhost") == ROSTER_ENTRY
+        await alice.wait_until(lambda: any(p.from_.startswith("manager@localhost/") for p in alice.presences),
+                               "the manager online")
+        await alice.disconnect()
+
+        out = await user_add(tmp_path, "bob@localhost", running.port)
+        assert "manager@localhost is in its contacts" in out
+        password = re.search(r"password: (\S+)", out).group(1)  # type: ignore[union-attr]
+        bob = await log_in("127.0.0.1", running.port, "bob@localhost", password, home=tmp_path)
+        try:
+            assert bob.roster_item("manager@localhost") == ROSTER_ENTRY
+            await bob.send("manager@localhost", "help")
+            assert "Commands" in (await bob.expect("Commands")).body
+        finally:
+            await bob.disconnect()
     finally:
         await running.stop()

@@ -141,3 +141,25 @@ def test_config_check_masks_secrets(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert "sekrit" not in result.stdout and "********" in result.stdout
     assert json.loads(result.stdout)["xmpp"]["port"] == 5222
+
+
+@pytest.mark.parametrize(
+    ("xmpp", "expected"),
+    [
+        ({}, ("plain", False)),
+        ({"host": "127.0.0.1"}, ("plain", False)),
+        ({"host": "::1"}, ("plain", False)),
+        ({"host": "chat.example.org"}, ("starttls", True)),  # off loopback: TLS and verification by default
+        ({"host": "192.0.2.7", "verifyTls": False}, ("starttls", False)),  # an explicit choice stays
+        ({"host": "127.0.0.1", "security": "starttls"}, ("starttls", False)),
+    ],
+)
+def test_the_bots_use_tls_with_verification_off_loopback(tmp_path: Path, xmpp: dict, expected: tuple) -> None:
+    settings = load_settings(write_config(tmp_path / "c.json", {"xmpp": xmpp}), environ={}, dotenv_files=[])
+    assert (settings.xmpp.security, settings.xmpp.verify_tls) == expected
+
+
+def test_plaintext_to_a_remote_server_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="plaintext XMPP is only allowed to a loopback host"):
+        load_settings(write_config(tmp_path / "c.json", {"xmpp": {"host": "chat.example.org", "security": "plain"}}),
+                      environ={}, dotenv_files=[])

@@ -11,9 +11,24 @@ from urllib.parse import quote
 import aiohttp
 
 from agentchat.errors import ProvisioningError
-from agentchat.provisioning.base import AccountExists, AccountMissing, Provisioner, check_password, check_username
+from agentchat.provisioning.base import (
+    AccountExists,
+    AccountMissing,
+    Provisioner,
+    RosterItem,
+    check_password,
+    check_username,
+)
 
 log = logging.getLogger(__name__)
+
+
+class AdminRestUnreachable(ProvisioningError):
+    """Nothing answers at the base URL (the server is down, or elsewhere)."""
+
+
+class AdminRestRefused(ProvisioningError):
+    """The module answered, and refused us: wrong admin password, not an admin, or not loopback."""
 
 
 class AdminRestProvisioner(Provisioner):
@@ -42,6 +57,8 @@ class AdminRestProvisioner(Provisioner):
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
+    edits_rosters = True
+
     def __repr__(self) -> str:  # never show the credentials
         return f"AdminRestProvisioner({self.base_url!r}, domain={self.domain!r}, admin_jid={self.admin_jid!r})"
 
@@ -52,7 +69,7 @@ class AdminRestProvisioner(Provisioner):
             return
         if status == 409:
             raise AccountExists(f"account {name}@{self.domain} already exists")
-        raise self._failure("create", name, status, result)
+        raise self._failure(f"create account {name}@{self.domain}", status, result)
 
     async def delete_account(self, username: str) -> None:
         name = check_username(username)
@@ -61,7 +78,7 @@ class AdminRestProvisioner(Provisioner):
             return
         if status == 404 and result is not None:
             raise AccountMissing(f"account {name}@{self.domain} does not exist")
-        raise self._failure("delete", name, status, result)
+        raise self._failure(f"delete account {name}@{self.domain}", status, result)
 
     async def change_password(self, username: str, password: str) -> None:
         name = check_username(username)
@@ -71,7 +88,7 @@ class AdminRestProvisioner(Provisioner):
             return
         if status == 404 and result is not None:
             raise AccountMissing(f"account {name}@{self.domain} does not exist")
-        raise self._failure("change the password of", name, status, result)
+        raise self._failure(f"change the password of account {name}@{self.domain}", status, result)
 
     async def account_exists(self, username: str) -> bool:
         name = check_username(username)
@@ -80,20 +97,62 @@ class AdminRestProvisioner(Provisioner):
             return True
         if status == 404 and result is not None:
             return False
-        raise self._failure("look up", name, status, result)
+        raise self._failure(f"look up account {name}@{self.domain}", status, result)
+
+    async def add_contact(self, username: str, contact_jid: str, name: str | None = None,
+                          groups: tuple[str, ...] = ()) -> None:
+        name_ = check_username(username)
+        body: dict[str, Any] = {"contact": contact_jid, "groups": list(groups)}
+        if name:
+            body["name"] = name
+        status, result = await self._request("POST", f"/roster/{quote(name_, safe='')}", body)
+        if status == 200:
+            return
+        if status == 404 and result is not None:
+            raise AccountMissing(f"cannot add {contact_jid} to the roster of {name_}@{self.domain}: {result}")
+        raise self._failure(f"add {contact_jid} to the roster of {name_}@{self.domain}", status, result)
+
+    async def remove_contact(self, username: str, contact_jid: str) -> None:
+        name_ = check_username(username)
+        status, result = await self._request("DELETE", f"/roster/{quote(name_, safe='')}", {"contact": contact_jid})
+        if status == 200:
+            return
+        if status == 404 and result is not None:
+            raise AccountMissing(f"cannot remove {contact_jid} from the roster of {name_}@{self.domain}: {result}")
+        raise self._failure(f"remove {contact_jid} from the roster of {name_}@{self.domain}", status, result)
+
+    async def roster(self, username: str) -> dict[str, RosterItem]:
+        name_ = check_username(username)
+        status, result = await self._request("GET", f"/roster/{quote(name_, safe='')}")
+        if status == 404 and result is not None:
+            raise AccountMissing(f"account {name_}@{self.domain} does not exist")
+        if status != 200 or not isinstance(result, dict):
+            raise self._failure(f"read the roster of {name_}@{self.domain}", status, result)
+        items = result.get("roster") or {}
+        return {
+            jid: RosterItem(
+                jid=jid,
+                subscription=str(item.get("subscription") or "none"),
+                name=item.get("name"),
+                # Prosody's JSON encoder writes an empty list as {}.
+                groups=tuple(item.get("groups") or ()),
+                ask=item.get("ask"),
+            )
+            for jid, item in (items.items() if isinstance(items, dict) else ())
+        }
 
     async def ping(self) -> None:
         """Raise ProvisioningError unless the API answers and accepts our credentials."""
         status, result = await self._request("GET", "/ping")
         if status != 200:
-            raise self._failure("ping", "-", status, result)
+            raise self._failure(f"ping mod_admin_rest at {self.base_url}", status, result)
 
     async def close(self) -> None:
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
 
-    async def _request(self, method: str, path: str, body: dict[str, str] | None = None) -> tuple[int, Any]:
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         """Status and the JSON ``result`` (None when the answer was not the module's JSON)."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
@@ -108,7 +167,7 @@ class AdminRestProvisioner(Provisioner):
                 text = await response.text()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ProvisioningError(f"cannot reach mod_admin_rest at {self.base_url}: {exc or type(exc).__name__}") from exc
+            raise AdminRestUnreachable(f"cannot reach mod_admin_rest at {self.base_url}: {exc or type(exc).__name__}") from exc
         try:
             payload = json.loads(text)
         except ValueError:
@@ -117,7 +176,7 @@ class AdminRestProvisioner(Provisioner):
         log.debug("admin_rest %s %s -> %d", method, path, status)
         return status, result
 
-    def _failure(self, action: str, name: str, status: int, result: Any) -> ProvisioningError:
+    def _failure(self, action: str, status: int, result: Any) -> ProvisioningError:
         if status == 401:
             reason = f"{self.admin_jid} was refused (wrong password or not in Prosody's admins)"
         elif status == 403:
@@ -126,4 +185,5 @@ class AdminRestProvisioner(Provisioner):
             reason = f"no mod_admin_rest for {self.domain} at {self.base_url} (module not loaded or wrong Host)"
         else:
             reason = str(result) if result is not None else "unexpected answer"
-        return ProvisioningError(f"cannot {action} account {name}@{self.domain}: HTTP {status}: {reason}")
+        kind = AdminRestRefused if status in (401, 403) else ProvisioningError
+        return kind(f"cannot {action}: HTTP {status}: {reason}")

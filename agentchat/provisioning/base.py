@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import abc
 import re
+from dataclasses import dataclass, field
+from typing import Self
 
 from agentchat.errors import ProvisioningError
 
@@ -13,7 +15,22 @@ class AccountExists(ProvisioningError):
 
 
 class AccountMissing(ProvisioningError):
-    """delete_account / change_password: there is no such account."""
+    """delete_account / change_password / a roster call: there is no such account (or contact)."""
+
+
+class RostersUnsupported(ProvisioningError):
+    """This provisioner cannot edit rosters on the server (XEP-0133 has no roster command)."""
+
+
+@dataclass(frozen=True)
+class RosterItem:
+    """One contact in an account's roster, as the server keeps it (RFC 6121)."""
+
+    jid: str
+    subscription: str  # "none", "to", "from" or "both"
+    name: str | None = None
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    ask: str | None = None  # "subscribe" while a request of the account's own is pending
 
 
 # Characters nodeprep forbids in a localpart, plus whitespace: refuse them before any round trip.
@@ -60,11 +77,34 @@ class Provisioner(abc.ABC):
     async def account_exists(self, username: str) -> bool:
         """Whether the account exists."""
 
+    # Whether add_contact / remove_contact / roster work: they edit rosters on the server itself.
+    edits_rosters: bool = False
+
+    async def add_contact(self, username: str, contact_jid: str, name: str | None = None,
+                          groups: tuple[str, ...] = ()) -> None:
+        """Put ``contact_jid`` (an account of this server) into ``username``'s roster and the account
+        into the contact's, with subscription "both" each way, ``name`` and ``groups`` on the user's
+        side; both get a roster push and each other's presence. Again: name and groups are replaced.
+
+        AccountMissing if either account does not exist; RostersUnsupported if this provisioner
+        cannot (then the contact asks for the subscription itself: see provisioning.contacts).
+        """
+        raise RostersUnsupported(f"{type(self).__name__} cannot edit rosters")
+
+    async def remove_contact(self, username: str, contact_jid: str) -> None:
+        """Take ``contact_jid`` out of ``username``'s roster and the account out of the contact's
+        (pushed to online resources); AccountMissing if it was in neither."""
+        raise RostersUnsupported(f"{type(self).__name__} cannot edit rosters")
+
+    async def roster(self, username: str) -> dict[str, RosterItem]:
+        """``username``'s roster by contact JID; AccountMissing if there is no such account."""
+        raise RostersUnsupported(f"{type(self).__name__} cannot read rosters")
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Release what the provisioner owns (an HTTP session; never a borrowed XMPP client)."""
 
-    async def __aenter__(self) -> Provisioner:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

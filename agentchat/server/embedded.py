@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentchat.errors import ProsodyError, StateError
-from agentchat.server.prosody_config import ProsodyConfigParams, atomic_write_text, write_prosody_config
+from agentchat.server.prosody_config import (
+    ProsodyConfigParams,
+    atomic_write_text,
+    is_loopback_interface,
+    write_prosody_config,
+)
 from agentchat.server.readiness import wait_for_stream_features
 
 log = logging.getLogger(__name__)
@@ -55,23 +60,39 @@ def kill_group(pid: int, sig: int) -> bool:
     return True
 
 
-def check_ports_free(params: ProsodyConfigParams) -> None:
-    """Fail fast with a clear message: Prosody itself only logs a busy port and keeps running."""
-    wanted = [("c2s", params.c2s_interface, params.c2s_port), ("http", params.http_interface, params.http_port)]
+def listening_ports(params: ProsodyConfigParams) -> list[tuple[str, str, int]]:
+    """Every (service, interface, port) this Prosody will listen on."""
+    wanted = [("c2s", interface, params.c2s_port) for interface in params.c2s_interfaces]
     if params.c2s_direct_tls_port is not None:
-        wanted.append(("c2s direct TLS", params.c2s_interface, params.c2s_direct_tls_port))
-    for service, interface, port in wanted:
-        address = {"*": "0.0.0.0", "localhost": "127.0.0.1"}.get(interface, interface)
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Prosody does: TIME_WAIT is fine
-            try:
-                probe.bind((address, port))
-            except OSError as exc:
-                raise ProsodyError(
-                    f"cannot start Prosody: the {service} port {address}:{port} is not available ({exc.strerror}); "
-                    "is another Prosody running?"
-                ) from None
+        wanted += [("c2s direct TLS", interface, params.c2s_direct_tls_port) for interface in params.c2s_interfaces]
+    wanted.append(("Prosody HTTP", params.http_interface, params.http_port))
+    return wanted
+
+
+def check_ports_free(params: ProsodyConfigParams, extra: list[tuple[str, str, int]] | None = None) -> None:
+    """Fail fast with one clear message: Prosody itself only logs a busy port and keeps running."""
+    for service, interface, port in listening_ports(params) + (extra or []):
+        check_port_free(service, interface, port)
+
+
+def check_port_free(service: str, interface: str, port: int) -> None:
+    """ProsodyError naming the port if ``interface:port`` cannot be bound right now (0: any port)."""
+    if port == 0:
+        return
+    address = {"*": "0.0.0.0", "localhost": "127.0.0.1"}.get(interface, interface)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Prosody does: TIME_WAIT is fine
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as Prosody's "::": IPv4 stays apart
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            shown = f"[{address}]:{port}" if family == socket.AF_INET6 else f"{address}:{port}"
+            raise ProsodyError(
+                f"cannot start: the {service} port {shown} is not available ({exc.strerror}); "
+                "another program (another Prosody or agentchat?) uses it: stop it or choose another port"
+            ) from None
 
 
 def tail(path: Path, limit: int = 2000) -> str:
@@ -83,6 +104,15 @@ def tail(path: Path, limit: int = 2000) -> str:
             return handle.read().decode("utf-8", "replace").strip()
     except OSError:
         return ""
+
+
+def probe_host(interfaces: tuple[str, ...]) -> str:
+    """An address of this machine where c2s on ``interfaces`` can be reached."""
+    for interface in interfaces:
+        if interface in ("*", "0.0.0.0", "localhost") or is_loopback_interface(interface):
+            return "127.0.0.1" if interface in ("*", "0.0.0.0", "localhost") else interface
+    first = interfaces[0]
+    return "::1" if first == "::" else first
 
 
 @dataclass(frozen=True)
@@ -175,22 +205,8 @@ class EmbeddedProsody:
 
         Fine for the service's own idempotent accounts; use a Provisioner for anything else.
         """
-        process = await asyncio.create_subprocess_exec(
-            self._prosodyctl_binary, "--config", str(self.config_path), "register", username, domain, password,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), self._start_timeout)
-        except TimeoutError:
-            kill_group(process.pid, signal.SIGKILL)
-            await process.wait()
-            raise ProsodyError(f"prosodyctl register {username}@{domain} timed out") from None
-        if process.returncode != 0:
-            text = output.decode("utf-8", "replace").replace(password, "********").strip()
-            raise ProsodyError(f"prosodyctl register {username}@{domain} failed (rc {process.returncode}): {text}")
+        await prosodyctl_register(self.config_path, username, domain, password,
+                                  prosodyctl=self._prosodyctl_binary, timeout=self._start_timeout)
 
     async def _spawn_and_wait(self) -> None:
         params = self.params
@@ -211,7 +227,7 @@ class EmbeddedProsody:
             stderr_file.close()
         process = self._process
         started = time.monotonic()
-        host = {"*": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(params.c2s_interface, params.c2s_interface)
+        host = probe_host(params.c2s_interfaces)
         ready = asyncio.ensure_future(wait_for_stream_features(host, params.c2s_port, params.domain, self._start_timeout))
         exited = asyncio.ensure_future(process.wait())
         await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
@@ -284,6 +300,28 @@ class EmbeddedProsody:
         # Interpreter exit without stop(): PDEATHSIG would do it too, but only when we die.
         if self._process is not None and self._process.returncode is None:
             kill_group(self._process.pid, signal.SIGKILL)
+
+
+async def prosodyctl_register(config_path: Path, username: str, domain: str, password: str, *,
+                              prosodyctl: str = "prosodyctl", timeout: float = 20.0) -> None:
+    """``prosodyctl register``: creates the account or silently overwrites its password; works
+    whether Prosody runs or not (it writes the data directory). ProsodyError, password masked."""
+    process = await asyncio.create_subprocess_exec(
+        prosodyctl, "--config", str(config_path), "register", username, domain, password,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        kill_group(process.pid, signal.SIGKILL)
+        await process.wait()
+        raise ProsodyError(f"prosodyctl register {username}@{domain} timed out") from None
+    if process.returncode != 0:
+        text = output.decode("utf-8", "replace").replace(password, "********").strip()
+        raise ProsodyError(f"prosodyctl register {username}@{domain} failed (rc {process.returncode}): {text}")
 
 
 def ensure_service_secrets(home: Path) -> tuple[str, str]:

@@ -82,7 +82,8 @@ class ProsodyConfigParams:
     domain: str
     run_dir: Path
     c2s_port: int = 5222
-    c2s_interface: str = "127.0.0.1"
+    # Where c2s (and direct TLS) listen: loopback by default; "*" and "::" for every IPv4/IPv6 address.
+    c2s_interfaces: tuple[str, ...] = ("127.0.0.1",)
     c2s_direct_tls_port: int | None = None
     http_port: int = 5280
     http_interface: str = "127.0.0.1"
@@ -123,11 +124,16 @@ class ProsodyConfigParams:
                 raise ProsodyError(f"{name} must be between 1 and 65535, got {port}")
         if len({port for _, port in ports}) != len(ports):
             raise ProsodyError(f"Prosody ports must differ: {dict(ports)}")
-        if self.allow_plaintext and not is_loopback_interface(self.c2s_interface):
+        if not self.c2s_interfaces:
+            raise ProsodyError("c2s needs at least one interface")
+        public = [i for i in self.c2s_interfaces if not is_loopback_interface(i)]
+        if self.allow_plaintext and public:
             raise ProsodyError(
-                f"plaintext c2s is only allowed on loopback, not on {self.c2s_interface!r}: "
+                f"plaintext c2s is only allowed on loopback, not on {public[0]!r}: "
                 "give a TLS certificate and set allow_plaintext to false"
             )
+        if public and self.tls_cert is None:
+            raise ProsodyError(f"c2s on {public[0]!r} needs tls_cert and tls_key: clients there must use TLS")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ProsodyError("tls_cert and tls_key go together")
         if self.c2s_direct_tls_port is not None and self.tls_cert is None:
@@ -192,7 +198,7 @@ def render_prosody_config(params: ProsodyConfigParams) -> str:
             log_level=params.log_level,
             log_file=lua_str(params.effective_log_file),
             modules_dir=lua_str(modules_dir),
-            c2s_interface=lua_str(params.c2s_interface),
+            c2s_interfaces=lua_list(params.c2s_interfaces),
             c2s_port=str(params.c2s_port),
             c2s_direct_tls_ports="" if params.c2s_direct_tls_port is None else str(params.c2s_direct_tls_port),
             http_interface=lua_str(params.http_interface),
@@ -429,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--domain", required=True)
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--output", type=Path, help="default: RUN_DIR/prosody.cfg.lua")
-    parser.add_argument("--c2s-interface", default="127.0.0.1")
+    parser.add_argument("--c2s-interface", action="append", help="repeatable; default: 127.0.0.1")
     parser.add_argument("--c2s-port", type=int, default=5222)
     parser.add_argument("--c2s-direct-tls-port", type=int)
     parser.add_argument("--http-interface", default="127.0.0.1")
@@ -450,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = ProsodyConfigParams(
             domain=args.domain,
             run_dir=args.run_dir,
-            c2s_interface=args.c2s_interface,
+            c2s_interfaces=tuple(args.c2s_interface or ("127.0.0.1",)),
             c2s_port=args.c2s_port,
             c2s_direct_tls_port=args.c2s_direct_tls_port,
             http_interface=args.http_interface,

@@ -20,7 +20,6 @@ Nothing here knows agents, prompts or commands.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import re
@@ -44,6 +43,7 @@ from agentchat.errors import AgentChatError
 from agentchat.logs import secrets as known_secrets
 from agentchat.xmpp import scram
 from agentchat.xmpp.stanzas import to_inbound, to_message
+from agentchat.xmpp.tls import client_tls_context
 from agentchat.xmpp.xep_0198 import AckGate
 
 # Every login of this process derives its SCRAM key in C (see scram.py).
@@ -83,17 +83,6 @@ RESOURCE = "agentchat"
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-@functools.cache
-def shared_tls_context(verify: bool) -> ssl.SSLContext:
-    """One TLS context for every bot. Left alone, slixmpp builds one per client and loads the
-    system CA store into it twice: ~40 ms of CPU and ~0.8 MB of memory per agent (docs/performance.md)."""
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class LoginFailed(AgentChatError):
     """The server refused the account's credentials."""
 
@@ -128,7 +117,8 @@ class XmppSession:
         # Prosody keeps hibernating (XEP-0198), and what waited there goes to offline storage and on
         # to us. With a random resource it would wait for the hibernation timeout, then bounce.
         client = slixmpp.ClientXMPP(
-            f"{jid}/{RESOURCE}", password, plugin_config=plugin_config, ssl_context=shared_tls_context(settings.verify_tls)
+            f"{jid}/{RESOURCE}", password, plugin_config=plugin_config,
+            ssl_context=client_tls_context(settings.verify_tls, settings.ca_file),
         )
         client.enable_plaintext = settings.security == "plain"
         client.enable_starttls = settings.security == "starttls"

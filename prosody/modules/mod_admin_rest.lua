@@ -8,6 +8,21 @@
 --   DELETE /admin_rest/user/USER             200 deleted (sessions kicked), 404 missing
 --   PATCH  /admin_rest/user/USER/password    200 changed (sessions kicked), 400, 404
 --
+-- Rosters (agentchat's own; upstream has no such routes). CONTACT is the bare JID of an account
+-- on this server (any of its hosts); both rosters change, so the subscription is mutual:
+--
+--   GET    /admin_rest/roster/USER
+--          200 {"result":{"count":N,"roster":{"JID":{"subscription":"both","name":"…",
+--               "groups":["agentchat"],"ask":null}}}}, 404 no such user
+--   POST   /admin_rest/roster/USER  {"contact":"JID","name":"…","groups":["agentchat"]}
+--          200 USER has CONTACT (named, grouped) and CONTACT has USER, both with subscription
+--          "both"; the online resources of both get a roster push (RFC 6121 §2.1.6) and each
+--          other's current presence. Again: the name and groups are replaced. 400 bad body
+--          (contact missing, not a bare JID, USER itself), 404 USER or CONTACT does not exist.
+--   DELETE /admin_rest/roster/USER  {"contact":"JID"}
+--          200 CONTACT left USER's roster and USER left CONTACT's (pushed, "remove"), and each
+--          saw the other go unavailable; 404 no such user, or CONTACT is in neither roster.
+--
 -- Every request needs HTTP Basic auth as a JID listed in `admins` (401 otherwise) and must
 -- come from a loopback peer (403 otherwise). Users are localparts on this module's host.
 
@@ -16,8 +31,10 @@ module:depends("http");
 local usermanager = require "core.usermanager";
 local rostermanager = require "core.rostermanager";
 local json = require "util.json";
+local st = require "util.stanza";
 local jid_split = require "util.jid".split;
 local jid_prep = require "util.jid".prep;
+local jid_bare = require "util.jid".bare;
 local encodings = require "util.encodings";
 local nodeprep = encodings.stringprep.nodeprep;
 local base64_decode = encodings.base64.decode;
@@ -168,6 +185,156 @@ local function patch_user(event, username, attribute)
 	return respond(event, 200, "User modified: " .. username .. "@" .. host);
 end
 
+-- Rosters. The roster table load_roster returns is the one online sessions use, so changing it
+-- and saving it is what they see; roster_push tells their interested resources.
+
+local function read_body(event)
+	local body = event.request.body;
+	local data = body and body ~= "" and json.decode(body);
+	return type(data) == "table" and data or nil;
+end
+
+local function roster_items(username, user_host)
+	local items, count = {}, 0;
+	for contact, item in pairs(rostermanager.load_roster(username, user_host) or {}) do
+		if type(contact) == "string" then -- the roster's `false` key holds metadata
+			local groups = {};
+			for group in pairs(item.groups or {}) do groups[#groups + 1] = group; end
+			table.sort(groups);
+			items[contact] = { subscription = item.subscription, name = item.name, groups = groups, ask = item.ask };
+			count = count + 1;
+		end
+	end
+	return items, count;
+end
+
+-- An existing account on one of this server's hosts: its node and host, or nil.
+local function local_account(bare)
+	local node, account_host, resource = jid_split(bare);
+	if not node or resource or not prosody.hosts[account_host] or not prosody.hosts[account_host].users then
+		return nil;
+	end
+	if not usermanager.user_exists(node, account_host) then return nil; end
+	return node, account_host;
+end
+
+-- Set (or, with item nil, remove) one roster item and push it; false if there was nothing to remove.
+local function set_roster_item(node, item_host, contact, item)
+	local roster = rostermanager.load_roster(node, item_host);
+	if not roster then return nil, "roster not loaded"; end
+	if item == nil and roster[contact] == nil and not (roster[false] and roster[false].pending[contact]) then
+		return false;
+	end
+	roster[contact] = item;
+	if roster[false] and roster[false].pending then roster[false].pending[contact] = nil; end
+	local ok, err = rostermanager.save_roster(node, item_host, roster, contact);
+	if not ok then return nil, err or "cannot save the roster"; end
+	rostermanager.roster_push(node, item_host, contact);
+	return true;
+end
+
+-- A presence probe from `from` to `to` (bare JIDs, both local): Prosody answers it with the current
+-- presence of every available resource of `to`, or "unavailable", as for a client's initial presence.
+local function probe(from, to)
+	local _, from_host = jid_split(from);
+	prosody.core_post_stanza(prosody.hosts[from_host], st.presence({ type = "probe", from = from, to = to }));
+end
+
+local function went_away(from, to)
+	local _, from_host = jid_split(from);
+	prosody.core_post_stanza(prosody.hosts[from_host], st.presence({ type = "unavailable", from = from, to = to }));
+end
+
+local function read_contact(event, user_bare)
+	local data = read_body(event);
+	local raw = data and data.contact;
+	local contact = type(raw) == "string" and jid_prep(raw);
+	if not contact or contact ~= jid_bare(contact) or contact == user_bare then
+		return nil, data;
+	end
+	return contact, data;
+end
+
+local function get_roster(event, username, attribute)
+	if attribute ~= "" then return respond(event, 404, "Invalid request path"); end
+	if not usermanager.user_exists(username, host) then
+		return respond(event, 404, "User does not exist");
+	end
+	local items, count = roster_items(username, host);
+	return respond(event, 200, { count = count, roster = items });
+end
+
+local function add_contact(event, username, attribute)
+	if attribute ~= "" then return respond(event, 404, "Invalid request path"); end
+	if not usermanager.user_exists(username, host) then
+		return respond(event, 404, "User does not exist");
+	end
+	local user_bare = username .. "@" .. host;
+	local contact, data = read_contact(event, user_bare);
+	if not contact then
+		return respond(event, 400, "Body must be JSON with a contact: the bare JID of another account");
+	end
+	local name = data.name;
+	if name ~= nil and (type(name) ~= "string" or name == "") then
+		return respond(event, 400, "name must be a non-empty string");
+	end
+	if data.groups ~= nil and type(data.groups) ~= "table" then
+		return respond(event, 400, "groups must be a list of strings");
+	end
+	local groups = {};
+	for _, group in ipairs(data.groups or {}) do
+		if type(group) ~= "string" or group == "" then return respond(event, 400, "groups must be strings"); end
+		groups[group] = true;
+	end
+	local contact_node, contact_host = local_account(contact);
+	if not contact_node then
+		return respond(event, 404, "Contact is not an account on this server");
+	end
+	-- The user sees the contact under our name and groups; the contact sees the user plainly.
+	local ok, err = set_roster_item(username, host, contact, { subscription = "both", name = name, groups = groups });
+	if ok then
+		ok, err = set_roster_item(contact_node, contact_host, user_bare, { subscription = "both", groups = {} });
+	end
+	if not ok then
+		module:log("error", "Adding %s to the roster of %s failed: %s", contact, user_bare, tostring(err));
+		return respond(event, 500, "Internal server error");
+	end
+	probe(user_bare, contact);
+	probe(contact, user_bare);
+	return respond(event, 200, "Contact added: " .. contact .. " and " .. user_bare .. " see each other");
+end
+
+local function remove_contact(event, username, attribute)
+	if attribute ~= "" then return respond(event, 404, "Invalid request path"); end
+	if not usermanager.user_exists(username, host) then
+		return respond(event, 404, "User does not exist");
+	end
+	local user_bare = username .. "@" .. host;
+	local contact = read_contact(event, user_bare);
+	if not contact then
+		return respond(event, 400, "Body must be JSON with a contact: the bare JID of another account");
+	end
+	local contact_node, contact_host = local_account(contact);
+	local function knows(roster, jid) return roster and (roster[jid] ~= nil or roster[false].pending[jid] ~= nil); end
+	local in_user = knows(rostermanager.load_roster(username, host), contact);
+	local in_contact = contact_node and knows(rostermanager.load_roster(contact_node, contact_host), user_bare);
+	if not in_user and not in_contact then
+		return respond(event, 404, "Contact is not in the roster");
+	end
+	-- Each sees the other go offline first, as when a contact is removed by hand.
+	went_away(contact, user_bare);
+	if contact_node then went_away(user_bare, contact); end
+	local ok, err = set_roster_item(username, host, contact, nil);
+	if ok ~= nil and contact_node then
+		ok, err = set_roster_item(contact_node, contact_host, user_bare, nil);
+	end
+	if ok == nil then
+		module:log("error", "Removing %s from the roster of %s failed: %s", contact, user_bare, tostring(err));
+		return respond(event, 500, "Internal server error");
+	end
+	return respond(event, 200, "Contact removed: " .. contact);
+end
+
 local function ping(event)
 	return respond(event, 200, "PONG");
 end
@@ -181,5 +348,8 @@ module:provides("http", {
 		["POST /user/*"] = guarded(add_user);
 		["DELETE /user/*"] = guarded(delete_user);
 		["PATCH /user/*"] = guarded(patch_user);
+		["GET /roster/*"] = guarded(get_roster);
+		["POST /roster/*"] = guarded(add_contact);
+		["DELETE /roster/*"] = guarded(remove_contact);
 	};
 });

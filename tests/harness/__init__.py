@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.harness.clients import ChatState, LoginFailed, ReceivedMessage, UserClient
+from tests.harness.clients import ChatState, LoginFailed, ReceivedMessage, Security, UserClient
 from tests.harness.prosody import ProsodyServer, free_ports
 
-__all__ = ["ChatState", "LoginFailed", "ProsodyServer", "ReceivedMessage", "UserClient", "free_ports"]
+__all__ = ["ChatState", "LoginFailed", "ProsodyServer", "ReceivedMessage", "Security", "UserClient", "free_ports"]

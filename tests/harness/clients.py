@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import slixmpp
 from slixmpp.jid import JID
 
+from tests.harness.certs import local_ca, verifying_context
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PLUGINS: tuple[str, ...] = ("xep_0030", "xep_0004", "xep_0050", "xep_0085", "xep_0184", "xep_0199", "xep_0444")
+
+Security = Literal["starttls", "directtls", "plain"]
 
 
 class LoginFailed(Exception):
@@ -43,6 +50,23 @@ class ChatState:
     received_at: float = field(default_factory=time.monotonic, compare=False)
 
 
+@dataclass(frozen=True)
+class RosterPush:
+    """One roster item the server pushed (RFC 6121 §2.1.6), as the client received it."""
+
+    jid: str
+    subscription: str  # "remove" when the item left the roster
+    name: str
+    groups: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReceivedPresence:
+    from_: str
+    type: str  # "available", "unavailable", "subscribe", …
+    status: str
+
+
 MessagePredicate = Callable[[ReceivedMessage], bool]
 
 
@@ -54,7 +78,13 @@ def _matches_sender(message: ReceivedMessage, from_: str | None) -> bool:
 
 class UserClient:
     """One logged-in account. ``messages`` keeps every chat/normal message with a body, in order;
-    ``next_message``/``expect`` hand each one out once."""
+    ``next_message``/``expect`` hand each one out once.
+
+    Like Conversations or Gajim, it logs in with STARTTLS and verifies the server's certificate
+    (chain and name: the JID's domain) against ``ca_file``, the test CA by default; with a server's
+    own self-signed certificate as ``ca_file``, that certificate is pinned. ``security="plain"``
+    only where a test asks for plaintext on loopback.
+    """
 
     def __init__(
         self,
@@ -64,15 +94,26 @@ class UserClient:
         port: int,
         *,
         plugins: Sequence[str] = DEFAULT_PLUGINS,
+        security: Security = "starttls",
+        ca_file: Path | None = None,
     ) -> None:
         self.jid = jid
         self.host = host
         self.port = port
-        # Plaintext on loopback: slixmpp refuses SASL on an unencrypted stream otherwise (G5).
-        self.xmpp = slixmpp.ClientXMPP(jid, password, plugin_config={"feature_mechanisms": {"unencrypted_scram": True}})
-        self.xmpp.enable_plaintext = True
-        self.xmpp.enable_starttls = False
-        self.xmpp.enable_direct_tls = False
+        self.security = security
+        if security == "plain":
+            # slixmpp refuses SASL on an unencrypted stream otherwise (G5).
+            self.xmpp = slixmpp.ClientXMPP(jid, password, plugin_config={"feature_mechanisms": {"unencrypted_scram": True}})
+        else:
+            # A context of its own (tests may loosen it), trusting only the CA: no system store to load.
+            self.xmpp = slixmpp.ClientXMPP(jid, password, ssl_context=verifying_context(ca_file or local_ca().cert_path))
+        self.xmpp.enable_plaintext = security == "plain"
+        self.xmpp.enable_starttls = security == "starttls"
+        self.xmpp.enable_direct_tls = security == "directtls"
+        # The certificate the server showed (DER), once TLS is up.
+        self.server_certificate: bytes | None = None
+        self.xmpp.add_event_handler("ssl_cert", self._on_ssl_cert)
+        self.xmpp.add_event_handler("ssl_invalid_chain", self._on_invalid_chain)
         for plugin in plugins:
             self.xmpp.register_plugin(plugin)
         self.messages: list[ReceivedMessage] = []
@@ -80,7 +121,13 @@ class UserClient:
         self.error_messages: list[slixmpp.Message] = []
         # Stream errors the server sent, as (condition, text): ("not-authorized", "Account deleted").
         self.stream_errors: list[tuple[str, str]] = []
+        self.roster_pushes: list[RosterPush] = []
+        # The roster as the server sent it (the answer to our roster get, then every push).
+        self.roster: dict[str, RosterPush] = {}
+        self.presences: list[ReceivedPresence] = []
         self.disconnected = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._notifications: set[asyncio.Task[None]] = set()
         self._consumed: set[int] = set()
         self._arrived = asyncio.Condition()
         self._outcome: asyncio.Future[None] | None = None
@@ -91,6 +138,8 @@ class UserClient:
         self.xmpp.add_event_handler("failed_all_auth", self._on_failed_auth)
         self.xmpp.add_event_handler("connection_failed", self._on_connection_failed)
         self.xmpp.add_event_handler("disconnected", self._on_disconnected)
+        self.xmpp.add_event_handler("roster_update", self._on_roster_update)
+        self.xmpp.add_event_handler("presence", self._on_presence)
 
     @property
     def bare_jid(self) -> str:
@@ -165,6 +214,26 @@ class UserClient:
         self._consumed.add(index)
         return self.messages[index]
 
+    async def wait_until(self, condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+        """Wait until ``condition()`` holds; it is checked after every roster push and presence."""
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._changed:
+                    await self._changed.wait_for(condition)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.jid}: {what} did not happen in {timeout:g} s; roster pushes {self.roster_pushes[-5:]}, "
+                f"presences {self.presences[-5:]}"
+            ) from None
+
+    def roster_item(self, jid: str) -> dict[str, object] | None:
+        """The roster entry for ``jid`` as a client shows it (from the server's roster and its pushes,
+        not from slixmpp's presence cache): subscription, name, groups; None if absent."""
+        item = self.roster.get(jid)
+        if item is None:
+            return None
+        return {"subscription": item.subscription, "name": item.name, "groups": list(item.groups)}
+
     async def wait_disconnected(self, timeout: float = 10.0) -> None:
         await asyncio.wait_for(self.disconnected.wait(), timeout)
 
@@ -193,6 +262,31 @@ class UserClient:
             self.messages.append(received)
             self._arrived.notify_all()
 
+    def _on_roster_update(self, iq: slixmpp.Iq) -> None:
+        # Synchronous, so that the roster is up to date when get_roster() returns.
+        for jid, item in iq["roster"]["items"].items():
+            entry = RosterPush(str(jid), item["subscription"], item["name"], tuple(sorted(item["groups"])))
+            if iq["type"] == "set":  # a push; a "result" is the answer to our own roster get
+                self.roster_pushes.append(entry)
+            if entry.subscription == "remove":
+                self.roster.pop(entry.jid, None)
+            else:
+                self.roster[entry.jid] = entry
+        self._notify_soon()
+
+    def _on_presence(self, presence: slixmpp.Presence) -> None:
+        self.presences.append(ReceivedPresence(str(presence["from"]), presence["type"], presence["status"]))
+        self._notify_soon()
+
+    def _notify_soon(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        task = asyncio.get_running_loop().create_task(notify())
+        self._notifications.add(task)
+        task.add_done_callback(self._notifications.discard)
+
     def _on_chatstate(self, msg: slixmpp.Message) -> None:
         self.chat_states.append(ChatState(from_=str(msg["from"]), state=msg["chat_state"]))
 
@@ -201,6 +295,14 @@ class UserClient:
         text = error["text"]  # type: ignore[index]
         self.stream_errors.append((condition, text))
         log.info("%s got stream error %s: %s", self.jid, condition, text)
+
+    def _on_ssl_cert(self, pem: str) -> None:
+        self.server_certificate = ssl.PEM_cert_to_DER_cert(pem)
+
+    def _on_invalid_chain(self, error: object) -> None:
+        # Handled, so slixmpp leaves the stream open: we fail the login now instead of hanging (G6).
+        self._fail(f"{self.jid}: the server's certificate was refused: {error}")
+        self.xmpp.abort()
 
     def _on_session_start(self, _: object) -> None:
         if self._outcome is not None and not self._outcome.done():

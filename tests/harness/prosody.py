@@ -27,6 +27,7 @@ from agentchat.errors import ProsodyError
 from agentchat.server.embedded import die_with_parent_preexec, kill_group, tail
 from agentchat.server.prosody_config import ProsodyConfigParams, ServiceJids, write_prosody_config
 from agentchat.server.readiness import wait_for_stream_features
+from tests.harness.certs import local_ca
 
 T = TypeVar("T")
 
@@ -78,9 +79,16 @@ class ProsodyServer:
 
     @classmethod
     def create(cls, run_dir: Path | None = None, **overrides: Any) -> ProsodyServer:
-        """Parameters for a fresh instance (not started). ``overrides`` go to ProsodyConfigParams."""
+        """Parameters for a fresh instance (not started). ``overrides`` go to ProsodyConfigParams.
+
+        The server has a certificate for its domain signed by the run's test CA (``ca_file``), so
+        clients use STARTTLS with verification as phones do; plaintext stays allowed on loopback.
+        """
         run_dir = run_dir or Path(tempfile.mkdtemp(prefix="agentchat-prosody-"))
         c2s_port, http_port = free_ports(2)
+        domain = overrides.get("domain", DOMAIN)
+        if "tls_cert" not in overrides:
+            overrides["tls_cert"], overrides["tls_key"] = local_ca().issue(domain, run_dir / "tls")
         settings: dict[str, Any] = {
             "domain": DOMAIN,
             "run_dir": run_dir,
@@ -117,6 +125,11 @@ class ProsodyServer:
     @property
     def config_path(self) -> Path:
         return self.params.config_path
+
+    @property
+    def ca_file(self) -> Path:
+        """What a client trusts to verify this server's certificate."""
+        return local_ca().cert_path
 
     @property
     def admin_jid(self) -> str:

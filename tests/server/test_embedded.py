@@ -56,7 +56,8 @@ async def wait_pid_gone(pid: int, timeout: float) -> None:
 
 
 async def login(server: EmbeddedProsody, user: str, password: str) -> None:
-    client = UserClient(f"{user}@localhost", password, "127.0.0.1", server.params.c2s_port)
+    # These servers have no certificate (process management is under test here): plaintext on loopback.
+    client = UserClient(f"{user}@localhost", password, "127.0.0.1", server.params.c2s_port, security="plain")
     await client.connect(timeout=5)
     await client.disconnect()
 
@@ -188,7 +189,7 @@ def test_config_cli_writes_the_same_config(tmp_path: Path) -> None:
     assert 'VirtualHost "chat.test"' in (tmp_path / "prosody.cfg.lua").read_text()
     refused = subprocess.run(
         [sys.executable, "-m", "agentchat.server.prosody_config", "--domain", "chat.test", "--run-dir", str(tmp_path),
-         "--c2s-interface", "0.0.0.0"],
+         "--c2s-interface", "127.0.0.1", "--c2s-interface", "0.0.0.0", "--tls-cert", "c.pem", "--tls-key", "k.pem"],
         capture_output=True, text=True,
     )
     assert refused.returncode == 2 and "only allowed on loopback" in refused.stderr

@@ -70,22 +70,28 @@ def test_run_as_root_follows_the_parameter(tmp_path: Path) -> None:
 @pytest.mark.parametrize("interface", ["0.0.0.0", "*", "192.0.2.7", "::", "example.org"])
 def test_plaintext_is_refused_off_loopback(tmp_path: Path, interface: str) -> None:
     with pytest.raises(ProsodyError, match="only allowed on loopback"):
-        params(tmp_path, c2s_interface=interface, allow_plaintext=True)
+        params(tmp_path, c2s_interfaces=("127.0.0.1", interface), allow_plaintext=True)
 
 
 def test_public_interface_with_tls_requires_encryption(tmp_path: Path) -> None:
     text = render_prosody_config(
-        params(tmp_path, c2s_interface="0.0.0.0", allow_plaintext=False, tls_cert=tmp_path / "c.pem",
+        params(tmp_path, c2s_interfaces=("*", "::"), allow_plaintext=False, tls_cert=tmp_path / "c.pem",
                tls_key=tmp_path / "k.pem", c2s_direct_tls_port=15223)
     )
     assert "c2s_require_encryption = true" in text
+    assert 'interfaces = { "*"; "::" }' in text
     assert f'ssl = {{ certificate = "{tmp_path}/c.pem"; key = "{tmp_path}/k.pem" }}' in text
     assert "c2s_direct_tls_ports = { 15223 }" in text
 
 
 @pytest.mark.parametrize("interface", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
 def test_plaintext_is_allowed_on_loopback(tmp_path: Path, interface: str) -> None:
-    assert "c2s_require_encryption = false" in render_prosody_config(params(tmp_path, c2s_interface=interface))
+    assert "c2s_require_encryption = false" in render_prosody_config(params(tmp_path, c2s_interfaces=(interface,)))
+
+
+def test_a_public_interface_needs_a_certificate(tmp_path: Path) -> None:
+    with pytest.raises(ProsodyError, match="needs tls_cert"):
+        params(tmp_path, c2s_interfaces=("*",), allow_plaintext=False)
 
 
 @pytest.mark.parametrize(
@@ -98,6 +104,7 @@ def test_plaintext_is_allowed_on_loopback(tmp_path: Path, interface: str) -> Non
         {"c2s_direct_tls_port": 15223},
         {"admins": ("not-a-jid",)},
         {"c2s_rate": "fast"},
+        {"c2s_interfaces": ()},
     ],
 )
 def test_bad_parameters_are_refused(tmp_path: Path, bad: dict[str, object]) -> None:
