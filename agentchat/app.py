@@ -25,6 +25,7 @@ from agentchat.permissions.registry import PermissionRegistry
 from agentchat.provisioning.adhoc import AdhocProvisioner
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import Provisioner
+from agentchat.provisioning.contacts import introduce
 from agentchat.server.prosody_config import ServiceJids, Tombstones, tombstones_path
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
@@ -113,6 +114,7 @@ class Service:
             ready=self._restored,
             open_transport=self.manager_session.start,
             close_transport=self.manager_session.stop,
+            introduce_user=self._introduce_manager,
         )
         self.manager_session.attach(self.manager.deliver)
         await self.manager.start()
@@ -171,6 +173,11 @@ class Service:
             settings.xmpp.admin_jid,
             settings.xmpp.admin_password.get_secret_value(),
         )
+
+    async def _introduce_manager(self, user: str) -> None:
+        assert self.provisioner is not None and self.manager_session is not None
+        await introduce(self.provisioner, user, self.settings.manager_jid, "agentchat manager",
+                        request_subscription=self.manager_session.request_subscription)
 
     def _is_service_jid(self, jid: str) -> bool:
         local, _, domain = jid.partition("@")

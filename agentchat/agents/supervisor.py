@@ -21,6 +21,7 @@ from agentchat.agents.slots import ProcessSlots
 from agentchat.errors import AgentChatError, ProvisioningError, StateError
 from agentchat.logs import register_secret
 from agentchat.provisioning.base import AccountExists, AccountMissing, Provisioner
+from agentchat.provisioning.contacts import forget, introduce
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord, AgentStatus
 
@@ -33,6 +34,9 @@ class ChatSide(ChatPort, Protocol):
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    def request_contact(self) -> None:
+        """Ask the owner for a presence subscription (where rosters cannot be edited on the server)."""
 
 
 ChatFactory = Callable[[Agent, str], ChatSide]
@@ -151,6 +155,7 @@ class AgentSupervisor:
         except BaseException:
             await self._discard(agent)
             raise
+        await self._introduce(agent)
         await agent.start()
         if first_task:
             # Recorded first, like every message to an agent: a crash before its turn must not lose it.
@@ -186,6 +191,18 @@ class AgentSupervisor:
             await self._service_accounts.add(self.jid_of(name))
         return password
 
+    async def _introduce(self, agent: Agent) -> None:
+        """The agent in its owner's roster, named after itself and its repository (both ways)."""
+        chat = self._chats.get(agent.id)
+        try:
+            await introduce(
+                self._require_provisioner(), agent.owner, self.jid_of(agent.id),
+                f"{agent.id} ({Path(agent.record.repo).name})",
+                request_subscription=(lambda _jid: chat.request_contact()) if chat is not None else None,
+            )
+        except ProvisioningError as exc:
+            log.warning("agent %s: not put into the roster of %s: %s", agent.id, agent.owner, exc)
+
     async def _open_chat(self, agent: Agent, password: str) -> None:
         chat = self._chat_factory(agent, password)
         agent.chat = chat
@@ -217,7 +234,7 @@ class AgentSupervisor:
             if record.status == AgentStatus.KILLED:
                 # A kill the last run did not finish: the process, the account and the row still go.
                 kill_stale_process_group(record.pid, record.id)
-                await self._finish_removal(record.id)
+                await self._finish_removal(record.id, owner=record.owner)
                 continue
             kill_stale_process_group(record.pid, record.id)
             record.pid = None
@@ -255,6 +272,10 @@ class AgentSupervisor:
             password = await self._provision(agent.id, add_service_account=add_service_account)
             await self._store.save_agent(agent.record)
             await self._open_chat(agent, password)
+            chat = self._chats.get(agent.id)
+            if chat is not None and not self._require_provisioner().edits_rosters:
+                # Its roster entry is on the server already where it can be edited; else ask again.
+                chat.request_contact()
         except AgentChatError as exc:
             log.error("agent %s could not be restored: %s", agent.id, exc)
             self._agents.pop(agent.id, None)
@@ -292,11 +313,18 @@ class AgentSupervisor:
         chat = self._chats.pop(agent.id, None)
         if chat is not None:
             await chat.close()
-        await self._finish_removal(agent.id, ended_by)
+        await self._finish_removal(agent.id, ended_by, agent.owner)
         return agent
 
-    async def _finish_removal(self, agent_id: str, ended_by: str = "agentchat") -> None:
-        """Account, service-JID entry and row of a killed agent; what fails is logged and left for the next start."""
+    async def _finish_removal(self, agent_id: str, ended_by: str = "agentchat", owner: str | None = None) -> None:
+        """Roster entry, account, service-JID entry and row of a killed agent; what fails is logged and left
+        for the next start."""
+        if owner is not None:
+            try:
+                # Before the account goes: Prosody would only end the subscriptions, leaving a dead contact.
+                await forget(self._require_provisioner(), owner, self.jid_of(agent_id))
+            except ProvisioningError as exc:
+                log.warning("agent %s: still in the roster of %s: %s", agent_id, owner, exc)
         try:
             await self._require_provisioner().delete_account(agent_id)
         except AccountMissing:

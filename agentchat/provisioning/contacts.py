@@ -8,7 +8,7 @@ Two ways, chosen by what the provisioner can do:
   "both", the contact named and in the group "agentchat". Online clients get a roster push and
   the contact's presence at once; nothing to accept.
 - otherwise (XEP-0133 has no roster command): the contact's own session asks for a subscription and
-  pre-approves the user's (``BotConnection.request_subscription``: ``subscribed`` then ``subscribe``,
+  pre-approves the user's (``XmppSession.request_subscription``: ``subscribed`` then ``subscribe``,
   sent again on every new session). The user's client shows a request to accept; once accepted the
   subscription is mutual. The client names the contact itself; there is no group.
 """
@@ -47,7 +47,7 @@ async def introduce(
 
     ``request_subscription`` is the fallback when the server's rosters cannot be edited (or the user
     is on another server): called with ``user_jid``, it must make the contact's own session ask
-    (``BotConnection.request_subscription``). Raises ProvisioningError when neither way works.
+    (``XmppSession.request_subscription``). Raises ProvisioningError when neither way works.
     """
     username = _local_username(provisioner, user_jid)
     if provisioner.edits_rosters and username is not None:

@@ -21,6 +21,8 @@ from agentchat.store.records import AgentRecord, AgentStatus, InboundMessage
 class FakeProvisioner(Provisioner):
     """Every account exists already (a restart); ``broken`` ones cannot be changed."""
 
+    domain = "test.example"
+
     def __init__(self, broken: set[str]) -> None:
         self.broken = broken
         self.in_flight = 0
@@ -68,6 +70,9 @@ class FakeChat:
         pass
 
     async def open(self) -> None:
+        pass
+
+    def request_contact(self) -> None:
         pass
 
     async def close(self) -> None:

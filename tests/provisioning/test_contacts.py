@@ -14,7 +14,7 @@ from agentchat.provisioning.adhoc import AdhocProvisioner
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import AccountMissing, RostersUnsupported
 from agentchat.provisioning.contacts import CONTACT_GROUP, Introduction, forget, introduce
-from agentchat.xmpp.connection import BotConnection
+from agentchat.xmpp.session import XmppSession
 from tests.harness.prosody import ProsodyServer
 
 
@@ -124,12 +124,12 @@ async def test_without_roster_editing_the_contact_asks_and_the_user_accepts(pros
     password = secrets.token_urlsafe(12)
     await prosody.mark_service(bot_name)
     await prosody.create_account(bot_name, password)
-    bot = BotConnection(f"{bot_name}@{prosody.domain}", password, XmppSettings(host=prosody.host, port=prosody.c2s_port,
-                        domain=prosody.domain), on_message=lambda msg: _nothing())
+    bot = XmppSession(f"{bot_name}@{prosody.domain}", password, XmppSettings(host=prosody.host, port=prosody.c2s_port,
+                      domain=prosody.domain))
     await bot.start()
-    admin = BotConnection(prosody.admin_jid, prosody.admin_password,
-                          XmppSettings(host=prosody.host, port=prosody.c2s_port, domain=prosody.domain),
-                          on_message=lambda msg: _nothing(), extra_plugins=("xep_0004", "xep_0050"))
+    admin = XmppSession(prosody.admin_jid, prosody.admin_password,
+                        XmppSettings(host=prosody.host, port=prosody.c2s_port, domain=prosody.domain),
+                        extra_plugins=("xep_0004", "xep_0050"))
     await admin.start()
     try:
         adhoc = AdhocProvisioner(admin.client, prosody.domain)
@@ -152,7 +152,3 @@ async def test_without_roster_editing_the_contact_asks_and_the_user_accepts(pros
     finally:
         await bot.stop()
         await admin.stop()
-
-
-async def _nothing() -> None:
-    return None

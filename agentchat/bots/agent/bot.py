@@ -129,8 +129,11 @@ class AgentBot:
         self._announced = self.agent.record.status
         status, show = PRESENCE[self._announced]
         self.transport.set_presence(status, show)
-        self.transport.request_subscription(self.owner)
         await self._open_transport()
+
+    def request_contact(self) -> None:
+        """Ask the owner for a presence subscription (where the server's rosters cannot be edited)."""
+        self.transport.request_subscription(self.owner)
 
     async def close(self) -> None:
         self._cancel_announcement()

@@ -51,8 +51,12 @@ class ManagerBot:
         ready: asyncio.Event,
         open_transport: Callable[[], Awaitable[None]],
         close_transport: Callable[[], Awaitable[None]],
+        introduce_user: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.transport = transport
+        # Puts the manager into a person's roster (once per person and run: it is idempotent anyway).
+        self._introduce_user = introduce_user
+        self._introduced: set[str] = set()
         self.supervisor = supervisor
         self.base_path = base_path
         self._store = store
@@ -102,6 +106,13 @@ class ManagerBot:
         # Done once answered, or once answering failed (a bug must not make it come back at every start);
         # a message whose answer a stop cut short stays for the next run.
         await self._ready.wait()
+        user = received.inbound.sender
+        if self._introduce_user is not None and user not in self._introduced:
+            self._introduced.add(user)
+            try:
+                await self._introduce_user(user)
+            except AgentChatError as exc:
+                log.warning("manager: not put into the roster of %s: %s", user, exc)
         try:
             await self._answer(received)
         finally:
