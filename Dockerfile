@@ -28,11 +28,13 @@ ARG WITH_CLAUDE=1
 ARG UID=1000
 ARG GID=1000
 
-# prosody: the XMPP server; openssl: the self-signed certificate made at first start; git: what
-# coding agents work with; setpriv/setsid (util-linux, essential) tie children to the entrypoint.
+# prosody: the XMPP server; lua-unbound: the one recommendation of Prosody's that we keep (its
+# DNS resolver; without it Prosody prints a warning banner at every start); openssl: the
+# self-signed certificate made at first start; git: what coding agents work with; setpriv/setsid
+# (util-linux, essential) tie children to the entrypoint.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends prosody openssl ca-certificates git \
+    && apt-get install -y --no-install-recommends prosody lua-unbound openssl ca-certificates git \
     && rm -rf /var/lib/apt/lists/*
 
 # Install from the build stage's wheels only (no compiler, no network, no source tree here);

@@ -68,3 +68,20 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# Not part of `make test`: builds the Docker image and runs it for real (docs/docker.md).
+# With a Docker engine if one answers; else with buildah + podman + runc, installed here.
+DOCKER_CHECK_PACKAGES := buildah podman runc debootstrap iproute2
+.PHONY: docker-check
+docker-check: install
+	@if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then \
+	  missing=""; \
+	  for package in $(DOCKER_CHECK_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$package"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	  fi; \
+	fi
+	$(SUDO) $(VENV)/bin/python -m tests.docker.check_image $(DOCKER_CHECK_ARGS)

@@ -19,7 +19,8 @@
 # runs, and only then may Prosody stop, cleanly (SIGTERM, its pidfile removed). With exec, the
 # only thing left to stop Prosody would be PR_SET_PDEATHSIG, i.e. a SIGKILL at an arbitrary
 # moment. So this script is the one owner of both children: SIGTERM/SIGINT are forwarded to
-# the service at once, the script waits for it (SIGKILL after SERVICE_STOP_TIMEOUT), then stops
+# the service at once, and once only (a second SIGTERM would find a service that is already
+# stopping), the script waits for it (SIGKILL after SERVICE_STOP_TIMEOUT), then stops
 # Prosody (SIGKILL after PROSODY_STOP_TIMEOUT) and exits with the service's status (0 after a
 # requested stop). If Prosody dies on its own, the service is stopped and the script exits 1,
 # so a restart policy restarts both. Both children run under `setpriv --pdeathsig`, so even a
@@ -106,14 +107,28 @@ fi
 # --- Child processes ------------------------------------------------------------------------
 prosody_pid=""
 service_pid=""
+service_signalled=0
 probe_pid=""
 stop_requested=0
 
+# The service gets one SIGTERM, whoever asks (trap, supervise, cleanup) and however often.
+signal_service_once() {
+	if [[ -n $service_pid ]] && ((!service_signalled)); then
+		service_signalled=1
+		kill -TERM "$service_pid" 2>/dev/null || true
+	fi
+}
+
 # shellcheck disable=SC2317,SC2329 # invoked by the traps below
 on_stop_signal() {
-	((stop_requested)) || log "received SIG$1: stopping"
+	if ((stop_requested)); then
+		log "received SIG$1 again: the stop already under way goes on"
+		# Explicit 0: a bare `return` in a trap gives the interrupted `wait`'s status, and set -e exits.
+		return 0
+	fi
+	log "received SIG$1: stopping"
 	stop_requested=1
-	if [[ -n $service_pid ]]; then kill -TERM "$service_pid" 2>/dev/null || true; fi
+	signal_service_once
 }
 trap 'on_stop_signal TERM' TERM
 trap 'on_stop_signal INT' INT
@@ -127,16 +142,15 @@ wait_first() {
 	[[ -n $WAITED_PID ]]
 }
 
-# stop_child PID NAME SIGNAL TIMEOUT: signal a child, give it TIMEOUT seconds, then SIGKILL it;
-# reap it and set CHILD_RC. The timer is a child too, so nothing waits in a loop.
-stop_child() {
+# await_child PID NAME TIMEOUT: give a signalled child TIMEOUT seconds, then SIGKILL it; reap it
+# and set CHILD_RC. The timer is a child too, so nothing waits in a loop.
+await_child() {
 	local pid=$1 name=$2 timer
-	kill -s "$3" "$pid" 2>/dev/null || true
-	"${die_with_us[@]}" sleep "$4" &
+	"${die_with_us[@]}" sleep "$3" &
 	timer=$!
 	until wait_first "$pid" "$timer"; do :; done
 	if [[ $WAITED_PID == "$timer" ]]; then
-		log "$name did not stop within $4 s: killing it"
+		log "$name did not stop within $3 s: killing it"
 		kill -KILL "$pid" 2>/dev/null || true
 		until wait_first "$pid"; do :; done
 	else
@@ -146,6 +160,13 @@ stop_child() {
 	CHILD_RC=$WAITED_RC
 }
 
+# Stops the service (if the trap has not signalled it yet) and reaps it; sets CHILD_RC.
+stop_service() {
+	signal_service_once
+	await_child "$service_pid" agentchat "$SERVICE_STOP_TIMEOUT"
+	service_pid=""
+}
+
 # shellcheck disable=SC2317,SC2329 # invoked by the EXIT trap
 cleanup() {
 	if [[ -n $probe_pid ]]; then
@@ -153,12 +174,10 @@ cleanup() {
 		wait "$probe_pid" 2>/dev/null || true
 		probe_pid=""
 	fi
-	if [[ -n $service_pid ]]; then
-		stop_child "$service_pid" agentchat TERM "$SERVICE_STOP_TIMEOUT"
-		service_pid=""
-	fi
+	if [[ -n $service_pid ]]; then stop_service; fi
 	if [[ -n $prosody_pid ]]; then
-		stop_child "$prosody_pid" Prosody TERM "$PROSODY_STOP_TIMEOUT"
+		kill -TERM "$prosody_pid" 2>/dev/null || true
+		await_child "$prosody_pid" Prosody "$PROSODY_STOP_TIMEOUT"
 		prosody_pid=""
 		log "Prosody stopped"
 	fi
@@ -377,7 +396,7 @@ start_service() {
 supervise() {
 	local rc
 	# A signal that came before service_pid was known could not be forwarded by the trap.
-	if ((stop_requested)); then kill -TERM "$service_pid" 2>/dev/null || true; fi
+	if ((stop_requested)); then signal_service_once; fi
 	while :; do
 		if wait_first "$service_pid" "$prosody_pid"; then
 			if [[ $WAITED_PID == "$service_pid" ]]; then
@@ -387,22 +406,24 @@ supervise() {
 			else
 				prosody_pid=""
 				log "error: Prosody exited on its own with status $WAITED_RC (log: $PROSODY_LOG); stopping agentchat"
-				stop_child "$service_pid" agentchat TERM "$SERVICE_STOP_TIMEOUT"
-				service_pid=""
+				stop_service
 				rc=1
 			fi
 			break
 		elif ((stop_requested)); then
-			# The trap has already forwarded SIGTERM; give the service its time.
-			stop_child "$service_pid" agentchat TERM "$SERVICE_STOP_TIMEOUT"
-			service_pid=""
+			# The trap has already forwarded SIGTERM: give the service its time, signal nothing.
+			stop_service
 			rc=$CHILD_RC
 			log "agentchat exited with status $rc"
 			break
 		fi
 	done
-	# Killed by the SIGTERM we forwarded before it installed its handler: still a clean stop.
-	if ((stop_requested)) && ((rc == 143 || rc == 130)); then rc=0; fi
+	# Killed by the SIGTERM we forwarded before it installed its handler (it was still starting):
+	# nothing was left half-done, so a requested stop still ends with 0.
+	if ((stop_requested)) && ((rc == 143 || rc == 130)); then
+		log "agentchat was ended by the signal before it could handle it: counted as a requested stop"
+		rc=0
+	fi
 	return "$rc"
 }
 

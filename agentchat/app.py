@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 import logging
 import os
 import re
@@ -146,18 +147,35 @@ class Service:
         log.info("Agent Chat Service stopped")
         self._stopped.set()
 
-    async def run_until_signalled(self) -> None:
+    async def run_until_signalled(self, then: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM, then stop, and then run ``then`` (the embedded Prosody's stop),
+        with repeated signals ignored until all of it is done."""
         loop = asyncio.get_running_loop()
         stop_requested = asyncio.Event()
+
+        def on_signal(sig: signal.Signals) -> None:
+            # The handlers stay through stop(): a repeated signal (a second Ctrl-C, `docker stop`
+            # then `kill`) would otherwise end the shutdown half-way. SIGKILL still ends it at once.
+            if stop_requested.is_set():
+                log.warning("%s while stopping: ignored, the shutdown goes on", sig.name)
+            else:
+                log.info("%s received", sig.name)
+                stop_requested.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop_requested.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         try:
             await self.start()
             await stop_requested.wait()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            await self.stop()
+            stop_requested.set()  # from here on, any signal is a repeat
+            try:
+                await self.stop()
+                if then is not None:
+                    await then()
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
 
     # wiring
 

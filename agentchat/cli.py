@@ -122,11 +122,24 @@ async def _serve(settings: Settings, *, embedded: bool, user: str | None) -> Non
             account = await ensure_human_account(server, settings, user or default_user_name())
             # The user's own credentials, printed on purpose to the terminal (never to the log).
             print(await asyncio.to_thread(login_hint, settings, server, account.jid, account.password), flush=True)
-        await service.run_until_signalled()
-    finally:
+    except BaseException:
         if server is not None:
             await server.prosody.stop()
+        raise
+
+    stopped = False
+
+    async def stop_prosody() -> None:
+        nonlocal stopped
+        if server is not None and not stopped:
+            stopped = True
+            await server.prosody.stop()
             log.info("Embedded Prosody stopped")
+
+    try:
+        await service.run_until_signalled(then=stop_prosody)
+    finally:
+        await stop_prosody()  # idempotent; after a failed start too
 
 
 _JID = re.compile(r"^([^@/\s]+)(?:@([^@/\s]+))?$")

@@ -54,13 +54,34 @@ from pathlib import Path
 
 record = {{"argv": sys.argv[1:], "env": dict(os.environ), "cwd": os.getcwd(), "pid": os.getpid()}}
 Path(os.environ["FAKE_RECORD"]).write_text(json.dumps(record))
+# FAKE_STOP_ON_USR1: a slow shutdown: count the SIGTERMs, exit only on SIGUSR1 (from the test).
+slow_stop = bool(os.environ.get("FAKE_STOP_ON_USR1"))
+terms = 0
+released = False
+
+
+def on_term(*_):
+    global terms
+    terms += 1
+    print(f"fake agentchat: SIGTERM #{{terms}}", flush=True)
+    if not slow_stop:
+        sys.exit(0)
+
+
+def on_usr1(*_):
+    global released
+    released = True
+
+
 if os.environ.get("FAKE_IGNORE_TERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 else:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGUSR1, on_usr1)
 print("fake agentchat: serving", flush=True)
-while True:
+while not released:
     signal.pause()
+print(f"fake agentchat: stopped after {{terms}} SIGTERM(s)", flush=True)
 """
 
 
@@ -314,6 +335,15 @@ async def run_command(*argv: str, env: dict[str, str], timeout: float = 30) -> t
     return process.returncode, output.decode("utf-8", "replace")
 
 
+def assert_in_order(output: str, *fragments: str) -> None:
+    """Each fragment occurs exactly once in ``output``, and in this order."""
+    positions = []
+    for fragment in fragments:
+        assert output.count(fragment) == 1, f"{fragment!r} occurs {output.count(fragment)} times in:\n{output}"
+        positions.append(output.index(fragment))
+    assert positions == sorted(positions), f"not in the order {fragments} in:\n{output}"
+
+
 async def assert_nothing_left(run: EntrypointRun, *pids: int) -> None:
     for pid in pids:
         assert not alive(pid), f"process {pid} outlived the entrypoint; output:\n{run.output}"
@@ -482,6 +512,29 @@ async def test_a_service_that_ignores_sigterm_is_killed_after_its_timeout(tmp_pa
     await assert_nothing_left(run, prosody_pid, service_pid)
 
 
+async def test_a_second_stop_signal_is_not_forwarded_to_a_service_that_is_stopping(tmp_path, runs):
+    # A service that takes its time to stop must get SIGTERM once: a second one may end its
+    # shutdown half-way (the entrypoint used to send it twice: its trap, then its stop step).
+    env = entrypoint_env(tmp_path, FAKE_STOP_ON_USR1="1")
+    with_fake_service(tmp_path, env)
+    run = await runs(env)
+    prosody_pid = await run.pid_of("prosody")
+    service_pid = await run.pid_of("service")
+    await run.expect("fake agentchat: serving")
+
+    run.process.send_signal(signal.SIGTERM)
+    await run.expect(r"fake agentchat: SIGTERM #1", timeout=5)
+    run.process.send_signal(signal.SIGTERM)  # `docker stop` again, or a Ctrl-C after it
+    # The trap logs the repeat; a second SIGTERM to the service (the old bug) shows at once.
+    await run.expect(r"received SIGTERM again|fake agentchat: SIGTERM #2", timeout=5)
+    os.kill(service_pid, signal.SIGUSR1)  # the fake's shutdown ends
+    assert await run.wait() == 0, run.output
+    assert "fake agentchat: stopped after 1 SIGTERM(s)" in run.output, run.output
+    assert run.output.count("received SIGTERM: stopping") == 1, run.output
+    assert_in_order(run.output, "fake agentchat: stopped after 1", "agentchat exited with status 0", "Prosody stopped")
+    await assert_nothing_left(run, prosody_pid, service_pid)
+
+
 async def test_a_bad_setting_fails_before_prosody_starts(tmp_path, runs):
     env = entrypoint_env(tmp_path, MCP_PORT="not-a-port")
     run = await runs(env)
@@ -573,3 +626,32 @@ async def test_service_answers_help_and_a_second_run_over_the_same_state_is_idem
     await wait_gone(prosody_pid)
     await wait_gone(service_pid)
     await assert_nothing_left(run2, prosody_pid, service_pid)
+
+
+async def test_the_real_service_stops_once_and_in_order_when_signalled_again_while_stopping(tmp_path, runs):
+    # `docker stop` signals the entrypoint; a terminal's Ctrl-C or `kill` can reach the service
+    # too. A repeated SIGTERM or SIGINT while it stops is logged and ignored, never fatal.
+    env = entrypoint_env(tmp_path)
+    run = await runs(env)
+    prosody_pid = await run.pid_of("prosody")
+    service_pid = await run.pid_of("service")
+    await run.expect("Listening for messages")
+
+    run.process.send_signal(signal.SIGTERM)
+    await run.expect(r"Agent Chat Service stopping\.\.\.", timeout=STOP_TIMEOUT)
+    os.kill(service_pid, signal.SIGTERM)
+    os.kill(service_pid, signal.SIGINT)
+    run.process.send_signal(signal.SIGTERM)
+    assert await run.wait() == 0, run.output
+    assert_in_order(
+        run.output,
+        "entrypoint: received SIGTERM: stopping",
+        "Agent Chat Service stopping...",
+        "Agent Chat Service stopped",
+        "entrypoint: agentchat exited with status 0",
+        "entrypoint: Prosody stopped",
+    )
+    assert re.search(r"SIG(TERM|INT) while stopping: ignored", run.output), run.output
+    assert "Traceback" not in run.output, run.output
+    assert not (tmp_path / "state" / "prosody" / "prosody.pid").exists()
+    await assert_nothing_left(run, prosody_pid, service_pid)
