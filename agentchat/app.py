@@ -237,5 +237,6 @@ class Service:
             mcp_url=self.mcp.url,
             mcp_token=self._tokens.get(record.id),
             permission_timeout=self.settings.mcp.permission_timeout / 1000,
+            service_tools=tuple(self.mcp.tool_names),
             env={AGENT_ID_ENV: record.id},
         )

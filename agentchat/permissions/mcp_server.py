@@ -28,7 +28,8 @@ import ipaddress
 import json
 import logging
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import mcp_types as types
@@ -41,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agentchat.errors import PermissionPromptError
+from agentchat.errors import AgentChatError, PermissionPromptError
 from agentchat.permissions.registry import PermissionRegistry
 
 log = logging.getLogger(__name__)
@@ -77,16 +78,45 @@ _TOOL = types.Tool(
 )
 
 
+@dataclass(frozen=True)
+class AgentTool:
+    """A tool the agents may call besides the permission prompt (the model sees it as
+    ``mcp__agentchat__<name>``). ``handler(agent_id, arguments)`` answers one text block; an
+    AgentChatError it raises becomes a tool error the model reads."""
+
+    name: str
+    description: str
+    arguments: type[BaseModel]
+    handler: Callable[[str, Any], Awaitable[str]]
+
+    @property
+    def definition(self) -> types.Tool:
+        return types.Tool(name=self.name, description=self.description, input_schema=self.arguments.model_json_schema())
+
+
 class PermissionMcpServer:
-    """The permission prompt tool over streamable HTTP on loopback. ``start()`` before spawning agents."""
+    """The permission prompt tool (and the agents' other tools) over streamable HTTP on loopback.
+    ``start()`` before spawning agents."""
 
     def __init__(self, registry: PermissionRegistry, host: str = "127.0.0.1", port: int = 3001) -> None:
         self._registry = registry
+        self._tools: dict[str, AgentTool] = {}
         self._host = "127.0.0.1" if host == "localhost" else host
         self._requested_port = port
         self._port: int | None = None
         self._server: _EmbeddedUvicorn | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def add_tool(self, tool: AgentTool) -> None:
+        """Offer one more tool to every agent (before start())."""
+        if tool.name == TOOL_NAME or tool.name in self._tools:
+            raise PermissionPromptError(f"MCP tool {tool.name!r} registered twice")
+        self._tools[tool.name] = tool
+
+    @property
+    def tool_names(self) -> list[str]:
+        """The tools besides the permission prompt, as the CLI names them (for --allowedTools)."""
+        return [f"mcp__{SERVER_NAME}__{name}" for name in self._tools]
 
     @property
     def port(self) -> int:
@@ -171,7 +201,7 @@ class PermissionMcpServer:
             SERVER_NAME,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
-            get_tool_input_schema=lambda name: _TOOL.input_schema if name == TOOL_NAME else None,
+            get_tool_input_schema=self._input_schema,
         )
         return server.streamable_http_app(
             streamable_http_path=MCP_PATH,
@@ -179,19 +209,29 @@ class PermissionMcpServer:
             max_request_body_size=MAX_REQUEST_BODY,
         )
 
+    def _input_schema(self, name: str) -> dict[str, Any] | None:
+        if name == TOOL_NAME:
+            return _TOOL.input_schema
+        tool = self._tools.get(name)
+        return tool.definition.input_schema if tool is not None else None
+
     async def _list_tools(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[_TOOL])
+        return types.ListToolsResult(tools=[_TOOL, *(tool.definition for tool in self._tools.values())])
 
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult:
-        if params.name != TOOL_NAME:
-            return _tool_error(f"Unknown tool {params.name!r}; this server only has {TOOL_NAME}.")
         agent_id = _agent_of(ctx)
         if agent_id is None:  # the bearer middleware makes this unreachable over HTTP
             return _tool_error("Not authenticated.")
+        if params.name != TOOL_NAME:
+            tool = self._tools.get(params.name)
+            if tool is None:
+                known = ", ".join([TOOL_NAME, *self._tools])
+                return _tool_error(f"Unknown tool {params.name!r}; this server has {known}.")
+            return await _call_agent_tool(tool, agent_id, params.arguments or {})
         try:
             arguments = PermissionPromptArguments.model_validate(params.arguments or {})
         except ValidationError as exc:
@@ -286,6 +326,20 @@ async def _unauthorized(send: Send) -> None:
         ],
     })
     await send({"type": "http.response.body", "body": body})
+
+
+async def _call_agent_tool(tool: AgentTool, agent_id: str, raw: dict[str, Any]) -> types.CallToolResult:
+    try:
+        arguments = tool.arguments.model_validate(raw)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(part) for part in error["loc"]) or "arguments" for error in exc.errors()})
+        return _tool_error(f"Invalid arguments for {tool.name}: check {', '.join(fields)}.")
+    try:
+        text = await tool.handler(agent_id, arguments)
+    except AgentChatError as exc:
+        log.info("agent %s: tool %s refused: %s", agent_id, tool.name, exc)
+        return _tool_error(str(exc))
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
 
 
 def _tool_error(text: str) -> types.CallToolResult:

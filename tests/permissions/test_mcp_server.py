@@ -24,10 +24,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
+from pydantic import BaseModel
 
-from agentchat.errors import PermissionPromptError
+from agentchat.errors import PermissionPromptError, RepositoryError
 from agentchat.permissions.audit import AuditLog
-from agentchat.permissions.mcp_server import PermissionMcpServer
+from agentchat.permissions.mcp_server import AgentTool, PermissionMcpServer
 from agentchat.permissions.registry import AnswerStatus, PermissionRegistry
 from agentchat.permissions.requests import Decision, PermissionRequest
 
@@ -477,3 +478,38 @@ async def test_call_overhead(server: PermissionMcpServer, registry: PermissionRe
         figures[mode] = statistics.median(samples)
     log.warning("permission call p50 over loopback: %s", ", ".join(f"{m} {ms:.1f} ms" for m, ms in figures.items()))
     assert all(ms < 500 for ms in figures.values())
+
+
+class EchoArguments(BaseModel):
+    text: str
+
+
+async def test_an_agent_tool_is_listed_called_as_its_agent_and_refuses_cleanly(registry: PermissionRegistry) -> None:
+    calls: list[tuple[str, str]] = []
+
+    async def echo(agent_id: str, arguments: EchoArguments) -> str:
+        if arguments.text == "refuse":
+            raise RepositoryError("that path is outside the repository")
+        calls.append((agent_id, arguments.text))
+        return f"echo: {arguments.text}"
+
+    server = PermissionMcpServer(registry, port=0)
+    server.add_tool(AgentTool("echo", "Echoes its text.", EchoArguments, echo))
+    with pytest.raises(PermissionPromptError):
+        server.add_tool(AgentTool("echo", "again", EchoArguments, echo))
+    assert server.tool_names == ["mcp__agentchat__echo"]
+    await server.start()
+    try:
+        token = registry.register_agent("agent-7", OWNER, Listener(registry, "agent-7", reply=lambda r: "yes"))
+        async with connect(server, token, "legacy") as client:
+            listed = await asyncio.wait_for(client.list_tools(), WAIT)
+            assert sorted(tool.name for tool in listed.tools) == ["echo", "permission_prompt"]
+            result = await asyncio.wait_for(client.call_tool("echo", {"text": "hi"}), WAIT)
+            assert not result.is_error and result.content[0].text == "echo: hi"  # type: ignore[union-attr]
+            refused = await asyncio.wait_for(client.call_tool("echo", {"text": "refuse"}), WAIT)
+            assert refused.is_error and "outside the repository" in refused.content[0].text  # type: ignore[union-attr]
+            malformed = await asyncio.wait_for(client.call_tool("echo", {"nope": 1}), WAIT)
+            assert malformed.is_error and "check text" in malformed.content[0].text  # type: ignore[union-attr]
+        assert calls == [("agent-7", "hi")]  # the token decided which agent called
+    finally:
+        await server.stop()

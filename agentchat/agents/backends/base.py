@@ -125,6 +125,8 @@ class BackendSpec:
     mcp_token: str | None = None
     # How long a person may take to answer a permission prompt, in seconds.
     permission_timeout: float = 300.0
+    # The service's own tools on that endpoint (send a file, a room message…): used without asking.
+    service_tools: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
 
 

@@ -303,6 +303,9 @@ class ClaudeCodeBackend(AgentBackend):
         # --session-id makes the id known before the first turn (init only comes with a turn).
         argv += ["--resume" if self._session_exists else "--session-id", self._session_id]
         argv += self._settings.extra_args
+        if config_path is not None and self._spec.service_tools:
+            # The service's own tools (a file sent to the chat…) need no prompt; one argument, comma-separated.
+            argv += ["--allowedTools", ",".join(self._spec.service_tools)]
         if config_path is not None:
             # --mcp-config is variadic: it goes last so that it swallows nothing of ours.
             argv += ["--permission-prompt-tool", PERMISSION_TOOL, "--mcp-config", str(config_path)]
