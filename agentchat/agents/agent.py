@@ -38,6 +38,19 @@ BackendFactory = Callable[[BackendSpec], AgentBackend]
 PROCESS_END_WAIT = 5.0
 
 
+def _final_state(outcome: AgentEvent | None) -> tuple[TurnState, str]:
+    """How a turn ended, from its last event."""
+    if isinstance(outcome, TurnResult):
+        if outcome.stopped:
+            return TurnState.CANCELLED, ""
+        if outcome.is_error or outcome.subtype != "success":
+            return TurnState.FAILED, "; ".join(outcome.errors) or (outcome.text or outcome.subtype)
+        return TurnState.COMPLETED, ""
+    if isinstance(outcome, ProcessExited):
+        return TurnState.FAILED, f"the process exited ({outcome.exit_code})"
+    return TurnState.CANCELLED, ""
+
+
 class ChatPort(Protocol):
     """What an agent needs from its chat side (its bot implements it)."""
 
@@ -49,6 +62,9 @@ class ChatPort(Protocol):
 
     def recover_unhandled(self, messages: list[InboundMessage]) -> None:
         """Messages a previous run recorded but whose handling never finished: the chat side reads them again."""
+
+    def turn_changed(self, turn: Turn) -> None:
+        """A turn was submitted, began, waits for the user, or ended (its state says which)."""
 
 
 class SlotPool(Protocol):
@@ -80,12 +96,43 @@ class InterruptOutcome:
     reason: str = ""
 
 
+class TurnState(enum.StrEnum):
+    """A turn's life (the task life cycle shown in `list`, `status` and rooms)."""
+
+    SUBMITTED = "submitted"  # waits for its turn
+    WORKING = "working"
+    INPUT_REQUIRED = "input-required"  # a prompt waits for the user
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # stopped, or cut by a stop of the service
+
+    @property
+    def final(self) -> bool:
+        return self in (TurnState.COMPLETED, TurnState.FAILED, TurnState.CANCELLED)
+
+
 @dataclass
 class _QueuedMessage:
     inbound_id: int | None  # None: never saved (the store refused it)
     text: str
     message_id: str | None = None  # the client's id, for corrections (XEP-0308)
+    # Where it came from when not from the owner's chat (a room's JID): the turn's answers go back there.
+    origin: str | None = None
+    # How many agents handed it on before it reached this one (0: a person wrote it); limits loops.
+    chain: int = 0
+    state: TurnState = TurnState.SUBMITTED
 
+
+@dataclass(frozen=True)
+class Turn:
+    """What the chat side is told of a turn."""
+
+    record_id: int | None
+    text: str
+    origin: str | None
+    chain: int
+    state: TurnState
+    detail: str = ""  # why it failed, which prompt waits
 
 class Agent:
     """Serialises its own work: one worker task takes queued messages one turn at a time."""
@@ -154,11 +201,13 @@ class Agent:
         unhandled: list[InboundMessage] = []
         for message in await self._store.pending_inbound(self.id):
             if message.state is MessageState.QUEUED:
-                self._queue.put_nowait(_QueuedMessage(message.id, message.body, message.message_id))
+                self._queue.put_nowait(_QueuedMessage(message.id, message.body, message.message_id,
+                                                      origin=self._origin_of(message)))
             elif message.state in (MessageState.RUNNING, MessageState.INTERRUPTED):
                 if self.interrupted is not None and self.interrupted.inbound_id is not None:
                     await self._set_state(self.interrupted.inbound_id, MessageState.DONE)  # only the last one
-                self.interrupted = _QueuedMessage(message.id, message.body, message.message_id)
+                self.interrupted = _QueuedMessage(message.id, message.body, message.message_id,
+                                                  origin=self._origin_of(message))
                 if message.state is MessageState.RUNNING:
                     await self._set_state(message.id, MessageState.INTERRUPTED)
             else:
@@ -199,15 +248,44 @@ class Agent:
 
     # what the chat side calls
 
-    def submit(self, text: str, record_id: int | None, message_id: str | None = None) -> Submitted:
-        """Queue a message (already recorded by the chat side) for the next turn."""
+    def submit(self, text: str, record_id: int | None, message_id: str | None = None, *,
+               origin: str | None = None, chain: int = 0) -> Submitted:
+        """Queue a message (already recorded by the chat side) for the next turn. ``origin``: the room it
+        came from (its answers go there); ``chain``: how many agents handed it on before."""
         ahead = self._queue.qsize()
         busy = self.in_turn or self.waiting_for_slot
-        self._queue.put_nowait(_QueuedMessage(record_id, text, message_id))
+        message = _QueuedMessage(record_id, text, message_id, origin=origin, chain=chain)
+        self._queue.put_nowait(message)
         if (busy or ahead) and record_id is not None:
             # It waits: a restart must run it (a message still RECEIVED would go through the chat side again).
             self._write_state(record_id, MessageState.QUEUED)
+        if origin is not None:
+            self._tell_turn(message)
         return Submitted(ahead=ahead, busy=busy)
+
+    @property
+    def current_turn(self) -> Turn | None:
+        """The running turn, if any."""
+        message = self._running
+        return self._turn_of(message) if message is not None else None
+
+    @property
+    def current_chain(self) -> int:
+        """The chain of the running turn (what an agent's message to another one continues)."""
+        return self._running.chain if self._running is not None else 0
+
+    def _turn_of(self, message: _QueuedMessage, detail: str = "") -> Turn:
+        return Turn(message.inbound_id, message.text, message.origin, message.chain, message.state, detail)
+
+    def _tell_turn(self, message: _QueuedMessage, state: TurnState | None = None, detail: str = "") -> None:
+        if state is not None:
+            message.state = state
+        if self.chat is not None:
+            self.chat.turn_changed(self._turn_of(message, detail))
+
+    def _origin_of(self, message: InboundMessage) -> str | None:
+        """A message recorded for this agent by a room (its peer is the room, not the owner)."""
+        return message.peer if message.peer and message.peer != self.owner else None
 
     def correct_queued(self, message_id: str, text: str) -> bool:
         """Replace the text of a message that still waits for its turn (XEP-0308); False if none does."""
@@ -274,6 +352,7 @@ class Agent:
 
     async def _run_turn(self, message: _QueuedMessage) -> None:
         self._running = message
+        self._tell_turn(message, TurnState.WORKING)
         if message.inbound_id is not None:
             # Not awaited: the turn must not wait for the disk. The store runs its work in order, so the
             # turn's end (DONE) is written after this.
@@ -323,6 +402,7 @@ class Agent:
                     continue
             break
         self._running = None
+        self._tell_turn(message, *_final_state(self._turn_outcome))
         self.record.last_active = time.time()
         self._apply_status(AgentStatus.IDLE if self.process_running else AgentStatus.STOPPED)
         await self._finish_message(message)
@@ -456,10 +536,12 @@ class Agent:
             self.chat.status_changed(status)
         return True
 
-    async def mark_waiting(self, waiting: bool) -> None:
+    async def mark_waiting(self, waiting: bool, detail: str = "") -> None:
         """The permission side tells us a prompt opened or closed."""
         if self.in_turn:
             self._apply_status(AgentStatus.WAITING if waiting else AgentStatus.WORKING)
+            if self._running is not None:
+                self._tell_turn(self._running, TurnState.INPUT_REQUIRED if waiting else TurnState.WORKING, detail)
 
     def _write_state(self, record_id: int, state: MessageState) -> None:
         self._writes.spawn(self._set_state(record_id, state), f"{state.value}:{record_id}")

@@ -85,7 +85,7 @@ def render_turn_summary(result: TurnResult) -> str:
 
     "Steps" are the model's round trips within this one answer (Claude Code's ``num_turns``); ``status``
     counts the messages answered, a different thing, under its own name."""
-    if result.interrupted or (result.subtype == "error_during_execution" and not _real_errors(result.errors)):
+    if result.stopped:
         return "⏹ Stopped"
     if result.is_error or result.subtype != "success":
         reason = "; ".join(error.strip() for error in result.errors if error.strip())
@@ -102,12 +102,6 @@ def render_turn_summary(result: TurnResult) -> str:
     elif result.total_cost_usd is not None:
         parts.append(f"{format_cost(result.total_cost_usd)} session")
     return " · ".join(parts)
-
-
-def _real_errors(errors: tuple[str, ...]) -> list[str]:
-    """Errors that say something went wrong; Claude Code 2.1.332 adds "[ede_diagnostic] …" lines to a
-    plain interrupt's result."""
-    return [error for error in errors if error.strip() and not error.lstrip().startswith("[ede_diagnostic]")]
 
 
 def render_tool_error(content: str) -> str:

@@ -66,12 +66,21 @@ def _no_release() -> None:
     pass
 
 
+@dataclass(frozen=True)
+class HistoryLog:
+    """Where a conversation's messages go in the searchable history, and whose they are."""
+
+    conversation: str  # "agent:<id>", "room:<jid>"
+    owner: str | None = None  # who may read it (None: a room's members)
+
+
 class Inbox:
     """The queue and the one consumer of one conversation."""
 
-    def __init__(self, bot: str, peer: str, store: InboxStore, handler: Handler) -> None:
+    def __init__(self, bot: str, peer: str, store: InboxStore, handler: Handler, log: HistoryLog | None = None) -> None:
         self.bot = bot
         self.peer = peer
+        self._log = log
         self._store = store
         self._handler = handler
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -145,7 +154,7 @@ class Inbox:
         error: str | None = None
         if fresh:
             try:
-                ids = await self._store.record_arrivals(self.bot, [_arrival(item.inbound) for item in fresh])
+                ids = await self._store.record_arrivals(self.bot, [_arrival(item.inbound, self._log) for item in fresh])
             except StateError as exc:
                 # Keep serving from memory; only a crash before the answer loses these now.
                 log.error("%s: messages from %s kept in memory only: %s", self.bot, self.peer, exc)
@@ -175,9 +184,12 @@ class Inbox:
             log.error("%s: %s", self.bot, exc)
 
 
-def _arrival(inbound: Inbound) -> Arrival:
+def _arrival(inbound: Inbound, log: HistoryLog | None = None) -> Arrival:
     identity = identity_of(inbound)
     return Arrival(
+        log=log.conversation if log is not None else None,
+        author=inbound.nick or inbound.sender,
+        owner=log.owner if log is not None else None,
         peer=inbound.sender,
         message_id=inbound.origin_id or inbound.message_id,
         body=inbound.raw_body,
@@ -191,16 +203,19 @@ def _arrival(inbound: Inbound) -> Arrival:
 class Conversations:
     """A bot's inboxes, one per peer, made on first contact."""
 
-    def __init__(self, bot: str, store: InboxStore, handler: Handler) -> None:
+    def __init__(self, bot: str, store: InboxStore, handler: Handler,
+                 log: Callable[[str], HistoryLog | None] | None = None) -> None:
         self.bot = bot
         self._store = store
         self._handler = handler
+        self._log = log
         self._inboxes: dict[str, Inbox] = {}
 
     def inbox(self, peer: str) -> Inbox:
         inbox = self._inboxes.get(peer)
         if inbox is None:
-            inbox = self._inboxes[peer] = Inbox(self.bot, peer, self._store, self._handler)
+            log = self._log(peer) if self._log is not None else None
+            inbox = self._inboxes[peer] = Inbox(self.bot, peer, self._store, self._handler, log)
         return inbox
 
     def deliver(self, inbound: Inbound, release: Release) -> None:

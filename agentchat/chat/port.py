@@ -65,7 +65,7 @@ class Inbound:
     offline storage after a lost session), with the time it first sent it.
     """
 
-    sender: str  # bare JID, lower-cased
+    sender: str  # bare JID, lower-cased; for a room message, the room's
     text: str = ""
     resource: str = ""
     kind: MessageKind = MessageKind.CHAT
@@ -82,6 +82,11 @@ class Inbound:
     delayed_at: datetime | None = None  # XEP-0203: stored while we were away (or resent), at this time
     resent_at: datetime | None = None
     received_at: float = field(default_factory=time.time)
+    # A room message: who wrote it (the occupant's nick, and their bare JID when the room tells us),
+    # and whom it mentions by XEP-0372 reference (nicks).
+    nick: str = ""
+    real_jid: str | None = None
+    mentions: tuple[str, ...] = ()
 
     @property
     def durable(self) -> bool:
@@ -111,6 +116,21 @@ class Outbound:
     chat_state: ChatState | None = ChatState.ACTIVE
     # XEP-0308: this corrects our earlier message with that id.
     replaces: str | None = None
+
+
+class RoomTransport(Protocol):
+    """What a bot may ask of its account in rooms (XEP-0045), besides sending groupchat Outbounds."""
+
+    async def join_room(self, room: str, nick: str, *, history_since: datetime | None = None) -> None:
+        """Join (again after every new session, with only the history asked for the first time)."""
+
+    async def leave_room(self, room: str) -> None: ...
+
+    def occupant_jid(self, room: str, nick: str) -> str | None:
+        """The bare JID behind a nick, when the room shows it (to its owners always)."""
+
+    def affiliation(self, room: str, jid: str) -> str | None:
+        """owner, admin, member, … of a bare JID, as far as the room told us."""
 
 
 class ChatTransport(Protocol):

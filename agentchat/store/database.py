@@ -37,7 +37,7 @@ PRUNE_EVERY = 1000
 RESENT_SLACK = 5.0
 Statement = tuple[str, Sequence[object]]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -74,11 +74,40 @@ CREATE TABLE IF NOT EXISTS inbound_keys (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS inbound_keys_lookup ON inbound_keys(bot, key, received_at);
-CREATE TABLE IF NOT EXISTS outbound (
+-- Every conversation as it was said, searchable (SQLite FTS5): an agent's chat with its owner
+-- ("agent:<id>", owner set) and rooms ("room:<jid>", who may read it: room_members). Kept after a kill.
+CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    agent_id TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    author TEXT NOT NULL,
+    owner TEXT,
     body TEXT NOT NULL,
-    sent_at REAL NOT NULL
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_conversation ON history(conversation, at);
+CREATE VIRTUAL TABLE IF NOT EXISTS history_fts USING fts5(body, content='history', content_rowid='id');
+CREATE TRIGGER IF NOT EXISTS history_indexed AFTER INSERT ON history BEGIN
+    INSERT INTO history_fts(rowid, body) VALUES (new.id, new.body);
+END;
+CREATE TRIGGER IF NOT EXISTS history_unindexed AFTER DELETE ON history BEGIN
+    INSERT INTO history_fts(history_fts, rowid, body) VALUES ('delete', old.id, old.body);
+END;
+-- Rooms (XEP-0045) and who is in them: people by bare JID, agents by id.
+CREATE TABLE IF NOT EXISTS rooms (
+    jid TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'mentions',
+    prompts TEXT NOT NULL DEFAULT 'owner',
+    created_at REAL NOT NULL,
+    last_seen REAL
+);
+CREATE TABLE IF NOT EXISTS room_members (
+    room TEXT NOT NULL,
+    member TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (room, member)
 );
 -- A person's `new` dialogue with the manager, so that a restart continues it instead of replaying it.
 CREATE TABLE IF NOT EXISTS dialogues (
@@ -124,6 +153,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         _set_aside_version_1(connection)
         connection.executescript(SCHEMA)
         _migrate_version_1(connection)
+        _migrate_version_2(connection)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         connection.close()
@@ -164,6 +194,24 @@ def _migrate_version_1(connection: sqlite3.Connection) -> None:
         ("DROP TABLE inbound_v1", ()),
     ])
     log.info("state database: messages moved to the version %d layout", SCHEMA_VERSION)
+
+
+def _migrate_version_2(connection: sqlite3.Connection) -> None:
+    """Version 2 kept what agents said in outbound(agent_id, body, sent_at): into the searchable history,
+    with what their owners said (the inbound rows of agents)."""
+    if "outbound" not in _tables(connection):
+        return
+    _in_transaction(connection, [
+        (
+            "INSERT INTO history (conversation, direction, author, owner, body, at) "
+            "SELECT * FROM (SELECT 'agent:' || i.bot, 'in', i.peer, i.peer, i.body, i.received_at FROM inbound i "
+            "WHERE i.bot != 'manager' UNION ALL SELECT 'agent:' || o.agent_id, 'out', o.agent_id, a.owner, o.body, "
+            "o.sent_at FROM outbound o LEFT JOIN agents a ON a.id = o.agent_id) ORDER BY 6",
+            (),
+        ),
+        ("DROP TABLE outbound", ()),
+    ])
+    log.info("state database: history moved to the version %d layout (searchable)", SCHEMA_VERSION)
 
 
 def _in_transaction(connection: sqlite3.Connection, statements: Sequence[Statement]) -> None:
@@ -233,7 +281,7 @@ class StateStore:
     async def delete_agent(self, agent_id: str) -> None:
         statements = [
             (f"DELETE FROM {table} WHERE {column} = ?", (agent_id,))
-            for table, column in (("agents", "id"), ("inbound", "bot"), ("inbound_keys", "bot"), ("outbound", "agent_id"))
+            for table, column in (("agents", "id"), ("inbound", "bot"), ("inbound_keys", "bot"), ("room_members", "member"))
         ]
         await self._run(lambda c: _in_transaction(c, statements), f"cannot delete agent {agent_id}")
 
@@ -351,22 +399,101 @@ class StateStore:
     async def load_dialogues(self) -> dict[str, str]:
         return {peer: state for peer, state in await self.query("SELECT peer, state FROM dialogues")}
 
-    async def record_outbound(self, agent_id: str, bodies: list[str]) -> None:
-        """Messages sent to the owner, in one commit (a turn's answer and its summary usually go together)."""
+    # the searchable history
+
+    async def record_outbound(self, agent_id: str, owner: str, bodies: list[str]) -> None:
+        """What an agent said to its owner, in one commit (a turn's answer and its summary usually go together)."""
         now = time.time()
-        statements = [("INSERT INTO outbound (agent_id, body, sent_at) VALUES (?,?,?)", (agent_id, body, now)) for body in bodies]
+        statements: list[Statement] = [
+            (_LOG, (f"agent:{agent_id}", "out", agent_id, owner, body, now)) for body in bodies
+        ]
+        if statements:
+            await self._run(lambda c: _in_transaction(c, statements))
+
+    async def log_messages(self, conversation: str, entries: Sequence[tuple[str, str, str, float]]) -> None:
+        """History lines (direction, author, body, time) of a conversation that has no inbox of its own."""
+        statements: list[Statement] = [(_LOG, (conversation, d, a, None, b, t)) for d, a, b, t in entries]
         if statements:
             await self._run(lambda c: _in_transaction(c, statements))
 
     async def history(self, agent_id: str, limit: int = 50) -> list[tuple[str, str, float]]:
-        """The last messages both ways, oldest first: (direction, body, time)."""
+        """The last messages of an agent's chat both ways, oldest first: (direction, body, time)."""
+        return [(d, b, t) for d, _, b, t in await self.conversation(f"agent:{agent_id}", limit=limit)]
+
+    async def conversation(self, conversation: str, *, since: float = 0.0, limit: int = 50) -> list[tuple[str, str, str, float]]:
+        """The last lines of a conversation after ``since``, oldest first: (direction, author, body, time)."""
         rows = await self.query(
-            "SELECT * FROM (SELECT 'in', body, received_at AS t FROM inbound WHERE bot = ? "
-            "UNION ALL SELECT 'out', body, sent_at AS t FROM outbound WHERE agent_id = ?) "
-            "ORDER BY t DESC LIMIT ?",
-            (agent_id, agent_id, limit),
+            "SELECT * FROM (SELECT direction, author, body, at FROM history WHERE conversation = ? AND at > ? "
+            "ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at",
+            (conversation, since, limit),
         )
-        return [(r[0], r[1], r[2]) for r in reversed(rows)]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def search(self, words: str, *, person: str | None = None, agent: str | None = None,
+                     limit: int = 20) -> list[tuple[str, str, str, float]]:
+        """Full-text search (every word must appear) in what ``person`` (their agents' chats, their rooms) or
+        ``agent`` (its own chat, its rooms) may read; newest first: (conversation, author, body, time)."""
+        query = _fts_query(words)
+        if not query or (person is None) == (agent is None):
+            return []
+        member = person if person is not None else agent
+        visible = "h.owner = ?" if person is not None else "h.conversation = ?"
+        own = person if person is not None else f"agent:{agent}"
+        rows = await self.query(
+            "SELECT h.conversation, h.author, h.body, h.at FROM history_fts f JOIN history h ON h.id = f.rowid "
+            f"WHERE history_fts MATCH ? AND ({visible} OR h.conversation IN "
+            "(SELECT 'room:' || room FROM room_members WHERE member = ?)) ORDER BY h.at DESC LIMIT ?",
+            (query, own, member, limit),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    # rooms
+
+    async def save_room(self, jid: str, name: str, owner: str) -> None:
+        params = (jid, name, owner, time.time())
+        await self._run(lambda c: c.execute(
+            "INSERT OR IGNORE INTO rooms (jid, name, owner, created_at) VALUES (?,?,?,?)", params))
+
+    async def set_room(self, jid: str, *, mode: str | None = None, prompts: str | None = None,
+                       last_seen: float | None = None) -> None:
+        changes = [(column, value) for column, value in (("mode", mode), ("prompts", prompts), ("last_seen", last_seen))
+                   if value is not None]
+        if not changes:
+            return
+        sets = ", ".join(f"{column} = ?" for column, _ in changes)
+        params = (*(value for _, value in changes), jid)
+        await self._run(lambda c: c.execute(f"UPDATE rooms SET {sets} WHERE jid = ?", params))
+
+    async def delete_room(self, jid: str) -> None:
+        await self._run(lambda c: _in_transaction(c, [
+            ("DELETE FROM rooms WHERE jid = ?", (jid,)), ("DELETE FROM room_members WHERE room = ?", (jid,)),
+        ]))
+
+    async def load_rooms(self) -> list[tuple[str, str, str, str, str, float | None]]:
+        """(jid, name, owner, mode, prompts, last_seen) of every room."""
+        rows = await self.query("SELECT jid, name, owner, mode, prompts, last_seen FROM rooms ORDER BY created_at")
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def add_room_member(self, room: str, member: str, kind: str) -> None:
+        params = (room, member, kind)
+        await self._run(lambda c: c.execute("INSERT OR IGNORE INTO room_members (room, member, kind) VALUES (?,?,?)", params))
+
+    async def remove_room_member(self, room: str, member: str) -> None:
+        params = (room, member)
+        await self._run(lambda c: c.execute("DELETE FROM room_members WHERE room = ? AND member = ?", params))
+
+    async def room_members(self) -> list[tuple[str, str, str]]:
+        """(room, member, kind) for every room."""
+        rows = await self.query("SELECT room, member, kind FROM room_members ORDER BY room, member")
+        return [(r[0], r[1], r[2]) for r in rows]
+
+_LOG = "INSERT INTO history (conversation, direction, author, owner, body, at) VALUES (?,?,?,?,?,?)"
+
+
+def _fts_query(words: str) -> str:
+    """Each word as a quoted FTS5 string (so punctuation means nothing), all of them required."""
+    terms = [word.replace('"', '""') for word in words.split() if word.strip('"')]
+    return " ".join(f'"{term}"' for term in terms[:20])
 
 
 def _record_one(connection: sqlite3.Connection, bot: str, arrival: Arrival, now: float) -> int | None:
@@ -393,6 +520,9 @@ def _record_one(connection: sqlite3.Connection, bot: str, arrival: Arrival, now:
     )
     row_id = cursor.lastrowid
     assert row_id is not None
+    if arrival.log is not None:
+        connection.execute(_LOG, (arrival.log, "in", arrival.author or arrival.peer, arrival.owner, arrival.body,
+                                  arrival.received_at))
     connection.executemany(
         "INSERT INTO inbound_keys (bot, key, inbound_id, received_at) VALUES (?,?,?,?)",
         [(bot, key, row_id, arrival.received_at) for key in (*arrival.keys, arrival.text_key)],

@@ -57,6 +57,11 @@ class Arrival:
     text_key: str
     resent_at: float | None
     received_at: float
+    # The searchable history's conversation it belongs to ("agent:<id>", "room:<jid>"; None: not logged),
+    # who wrote it as shown there, and whose it is (an agent's chat: the owner; a room: None).
+    log: str | None = None
+    author: str | None = None
+    owner: str | None = None
 
 
 @dataclass

@@ -44,6 +44,8 @@ from agentchat.logs import secrets as known_secrets
 from agentchat.xmpp import scram
 from agentchat.xmpp.stanzas import to_inbound, to_message
 from agentchat.xmpp.tls import client_tls_context
+from agentchat.xmpp.xep_0045_rooms import PLUGINS as ROOM_PLUGINS
+from agentchat.xmpp.xep_0045_rooms import RoomMembership
 from agentchat.xmpp.xep_0198 import AckGate
 
 # Every login of this process derives its SCRAM key in C (see scram.py).
@@ -109,6 +111,7 @@ class XmppSession:
         settings: XmppSettings,
         *,
         extra_plugins: tuple[str, ...] = (),
+        rooms: bool = False,
     ) -> None:
         self.jid = jid
         self._settings = settings
@@ -126,7 +129,7 @@ class XmppSession:
         if settings.security != "plain" and not settings.verify_tls:
             client.ssl_context.check_hostname = False
             client.ssl_context.verify_mode = ssl.CERT_NONE
-        for plugin in PLUGINS + extra_plugins:
+        for plugin in dict.fromkeys(PLUGINS + extra_plugins + (ROOM_PLUGINS if rooms else ())):
             client.register_plugin(plugin)
         # We ask for acks ourselves, once per burst (see _request_ack_soon), not every N stanzas.
         client.plugin["xep_0198"].window = 1_000_000
@@ -143,6 +146,8 @@ class XmppSession:
         client.add_event_handler("stanza_acked", self._acked)
         client.add_event_handler("presence_subscribe", self._subscription_request)
         self.client = client
+        # XEP-0045, for the accounts that sit in rooms (the manager, agents invited to one).
+        self.rooms: RoomMembership | None = RoomMembership(client, jid) if rooms else None
         self.online = False
         self.session_number = 0
         self.presence_status: str | None = None

@@ -18,7 +18,7 @@ import logging
 from datetime import datetime
 
 import slixmpp
-from slixmpp.jid import JID
+from slixmpp.jid import JID, InvalidJID
 from slixmpp.plugins import xep_0082
 from slixmpp.stanza import Message
 
@@ -36,6 +36,7 @@ NS_REACTIONS = "urn:xmpp:reactions:0"
 NS_OOB = "jabber:x:oob"
 NS_CONFERENCE = "jabber:x:conference"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_REFERENCE = "urn:xmpp:reference:0"
 
 
 def _q(namespace: str, name: str) -> str:
@@ -54,11 +55,14 @@ def to_inbound(msg: Message, own_jid: str) -> Inbound | None:
     if not raw_body and reaction is None and invite is None:
         return None
     own = own_jid.lower()
+    sender = JID(msg["from"])
+    room = sender.bare.lower() if kind == "groupchat" else None
     text, quoted = _strip_reply_fallback(xml, raw_body)
     delays = [(element.get("from", "").lower(), element.get("stamp")) for element in xml.findall(_q(NS_DELAY, "delay"))]
     resent_at = next((_stamp(stamp) for source, stamp in delays if source == own), None)
     delayed_at = next((_stamp(stamp) for _, stamp in delays), None)
-    sender = JID(msg["from"])
+    # A stanza-id is ours to trust when our own server (for a chat) or the room (for a room message) set it.
+    trusted = {own} if room is None else {room}
     return Inbound(
         sender=sender.bare.lower(),
         resource=sender.resource,
@@ -70,7 +74,7 @@ def to_inbound(msg: Message, own_jid: str) -> Inbound | None:
         origin_id=_attribute(xml.find(_q(NS_SID, "origin-id")), "id"),
         stanza_id=next(
             (element.get("id") for element in xml.findall(_q(NS_SID, "stanza-id"))
-             if element.get("by", "").lower() == own and element.get("id")),
+             if element.get("by", "").lower() in trusted and element.get("id")),
             None,
         ),
         reply_to=_attribute(xml.find(_q(NS_REPLY, "reply")), "id"),
@@ -84,6 +88,8 @@ def to_inbound(msg: Message, own_jid: str) -> Inbound | None:
         invite=invite,
         delayed_at=delayed_at,
         resent_at=resent_at,
+        nick=sender.resource if room is not None else "",
+        mentions=_mentions(xml, room),
     )
 
 
@@ -129,6 +135,26 @@ def _reaction(xml: object) -> Reaction | None:
         return None
     emojis = frozenset(_text(item).strip() for item in element.findall(_q(NS_REACTIONS, "reaction")))
     return Reaction(element.get("id"), frozenset(e for e in emojis if e))
+
+
+def _mentions(xml: object, room: str | None) -> tuple[str, ...]:
+    """XEP-0372 mentions: the nicks (in a room) or bare JIDs they point at, in order."""
+    found: list[str] = []
+    for element in xml.findall(_q(NS_REFERENCE, "reference")):  # type: ignore[attr-defined]
+        if element.get("type") != "mention":
+            continue
+        uri = (element.get("uri") or "").removeprefix("xmpp:").split("?", 1)[0]
+        try:
+            target = JID(uri) if uri else None
+        except InvalidJID:
+            continue
+        if target is None or not target.bare:
+            continue
+        if room is not None and target.bare.lower() == room and target.resource:
+            found.append(target.resource)
+        else:
+            found.append(target.bare.lower())
+    return tuple(found)
 
 
 def _invite(xml: object) -> Invite | None:

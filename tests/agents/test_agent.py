@@ -42,6 +42,9 @@ class RecordingChat:
     def recover_unhandled(self, messages: list[InboundMessage]) -> None:
         self.notices.extend(f"unhandled: {m.body}" for m in messages)
 
+    def turn_changed(self, turn: object) -> None:
+        pass
+
 
 class BrokenOnceBackend(InstantBackend):
     """The first message hits a bug of ours (not an AgentChatError); later ones are answered."""

@@ -75,6 +75,9 @@ class FakeChat:
     def request_contact(self) -> None:
         pass
 
+    def turn_changed(self, turn: object) -> None:
+        pass
+
     async def close(self) -> None:
         self.closed = True
 

@@ -62,3 +62,6 @@ class AnsweredChat:
 
     def recover_unhandled(self, messages: list[object]) -> None:
         pass
+
+    def turn_changed(self, turn: object) -> None:
+        pass

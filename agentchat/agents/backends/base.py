@@ -61,6 +61,13 @@ class TurnResult(AgentEvent):
     # The turn ended because it was asked to stop (an interrupt), whatever the CLI's diagnostics say.
     interrupted: bool = False
 
+    @property
+    def stopped(self) -> bool:
+        """Ended by a stop, not by a failure. Claude Code 2.1.332 adds "[ede_diagnostic] …" lines to a plain
+        interrupt's result: those are no error."""
+        real = [e for e in self.errors if e.strip() and not e.lstrip().startswith("[ede_diagnostic]")]
+        return self.interrupted or (self.subtype == "error_during_execution" and not real)
+
 
 @dataclass(frozen=True)
 class BackendNotice(AgentEvent):

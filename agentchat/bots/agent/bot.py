@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from agentchat.agents.agent import Agent
+from agentchat.agents.agent import Agent, Turn, TurnState
 from agentchat.agents.backends.base import (
     AgentEvent,
     AssistantText,
@@ -27,7 +27,7 @@ from agentchat.agents.backends.base import (
 )
 from agentchat.bots.agent.commands import AGENT_COMMANDS
 from agentchat.chat.events import render_process_exit, render_tool_error, render_tool_use, render_turn_summary
-from agentchat.chat.inbox import Conversations, Received
+from agentchat.chat.inbox import Conversations, HistoryLog, Received
 from agentchat.chat.port import ChatState, ChatTransport, Inbound, MessageKind, Outbound, Release
 from agentchat.chat.prompts import render_prompt_resolved, render_prompt_timeout, render_request
 from agentchat.chat.quoting import split_leading_quote
@@ -91,7 +91,10 @@ class AgentBot:
         self._kill_agent = kill_agent
         self._open_transport = open_transport
         self._close_transport = close_transport
-        self.conversations = Conversations(agent.id, store, self._handle)
+        # The owner's messages are kept in the searchable history of this agent's chat.
+        self.conversations = Conversations(
+            agent.id, store, self._handle, log=lambda peer: HistoryLog(f"agent:{agent.id}", owner=peer)
+        )
         self._refused: set[str] = set()
         self._prompt_messages: dict[str, str] = {}  # outgoing stanza id -> permission request id
         # Prompts whose owner was already told that a new message waits behind them.
@@ -102,6 +105,9 @@ class AgentBot:
         # Whether "composing" is the last chat state the owner saw: each of our messages says "active".
         self._composing_shown = False
         self._kill_task: asyncio.Task[object] | None = None
+        # The room whose turn runs now (its answers go there), and each room turn's status line (its first id).
+        self._room_turn: str | None = None
+        self._status_lines: dict[object, str] = {}
         self._last_queue_notice = float("-inf")
         # `quit` asks again: the loop time until which a second `quit` ends the agent.
         self.quit_confirm_until = float("-inf")
@@ -149,10 +155,17 @@ class AgentBot:
     # output (ChatPort)
 
     async def say(self, text: str) -> None:
-        """Send text to the owner: styled, split below the stanza size limit, persisted."""
+        """Send text to the owner (or to the room whose turn runs): split below the stanza size limit, persisted."""
+        room = self._room_turn
         for chunk in split_message(text):
-            self.transport.send(Outbound(self.owner, chunk))
-            self._composing_shown = False
+            if room is not None:
+                self.transport.send(Outbound(room, chunk, MessageKind.GROUPCHAT, chat_state=None))
+            else:
+                self.transport.send(Outbound(self.owner, chunk))
+                self._composing_shown = False
+        if room is not None:
+            return  # a room's lines are kept by the room's own history
+
         # Written behind the chat, in order: a commit per message must not hold up the next event
         # (a burst of 1000 events took seconds with the write awaited here: docs/performance.md).
         self._history.append(text)
@@ -165,7 +178,7 @@ class AgentBot:
         while self._history:
             batch = [self._history.popleft() for _ in range(min(len(self._history), HISTORY_BATCH))]
             try:
-                await self._store.record_outbound(self.agent.id, batch)
+                await self._store.record_outbound(self.agent.id, self.owner, batch)
             except StateError as exc:  # history is a convenience; the message itself went out
                 log.warning("agent %s: history not saved: %s", self.agent.id, exc)
 
@@ -174,6 +187,27 @@ class AgentBot:
 
     def recover_unhandled(self, messages: list[InboundMessage]) -> None:
         self.conversations.recover(messages)
+
+    def turn_changed(self, turn: Turn) -> None:
+        """A room's turn: its answers go to the room, and one status line there follows its state."""
+        if turn.origin is None:
+            return
+        if turn.state is TurnState.WORKING:
+            self._room_turn = turn.origin
+        key = turn.record_id if turn.record_id is not None else id(turn.text)
+        text = _room_status_line(self.agent.id, turn)
+        first = self._status_lines.get(key)
+        sent = self.transport.send(Outbound(turn.origin, text, MessageKind.GROUPCHAT, chat_state=None, replaces=first))
+        if first is None:
+            self._status_lines[key] = sent
+        if turn.state.final:
+            self._status_lines.pop(key, None)
+            if self._room_turn == turn.origin:
+                self._room_turn = None
+
+    async def post_to_room(self, room: str, text: str) -> str:
+        """A message of the agent's own in a room (the send_message tool)."""
+        return self.transport.send(Outbound(room, text, MessageKind.GROUPCHAT, chat_state=None))
 
     async def show_event(self, event: AgentEvent) -> None:
         if isinstance(event, AssistantText):
@@ -246,12 +280,16 @@ class AgentBot:
     async def prompt_opened(self, request: PermissionRequest) -> None:
         pending = len(self._permissions.pending(self.agent.id))
         text = render_request(request, self.agent.repo_path(), pending)
+        room = self._room_turn
         # Ask for a receipt: the owner's client confirms the prompt reached the phone.
         for chunk in split_message(text):
-            stanza_id = self.transport.send(Outbound(self.owner, chunk, receipt=True))
+            if room is not None:
+                stanza_id = self.transport.send(Outbound(room, chunk, MessageKind.GROUPCHAT, chat_state=None))
+            else:
+                stanza_id = self.transport.send(Outbound(self.owner, chunk, receipt=True))
+                self._composing_shown = False
             self._prompt_messages[stanza_id] = request.request_id
-            self._composing_shown = False
-        await self.agent.mark_waiting(True)
+        await self.agent.mark_waiting(True, f"#{request.request_id}")
 
     async def prompt_timed_out(self, request: PermissionRequest) -> None:
         await self.say(render_prompt_timeout(request.request_id, request.tool_name))
@@ -429,6 +467,19 @@ class AgentBot:
     async def kill(self) -> None:
         # Not awaited here: killing closes this very bot, whose inbox we are running in.
         self._kill_task = asyncio.get_running_loop().create_task(self._kill_agent(self.agent.id, self.owner))
+
+
+_STATUS_ICONS = {
+    TurnState.SUBMITTED: "📥", TurnState.WORKING: "🟡", TurnState.INPUT_REQUIRED: "🟠",
+    TurnState.COMPLETED: "✅", TurnState.FAILED: "❌", TurnState.CANCELLED: "⏹",
+}
+
+
+def _room_status_line(agent_id: str, turn: Turn) -> str:
+    """One line per room turn, corrected in place as it goes: "🟡 swift-fox: working — “fix the build”"."""
+    asked = _excerpt(turn.text.split("\n", 2)[1] if turn.text.startswith("[Room ") and "\n" in turn.text else turn.text)
+    detail = f" ({_excerpt(turn.detail, 60)})" if turn.detail else ""
+    return f"{_STATUS_ICONS[turn.state]} {agent_id}: {turn.state.value}{detail} — “{asked}”"
 
 
 def _cancelling() -> bool:
