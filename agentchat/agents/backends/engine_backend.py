@@ -140,7 +140,10 @@ class EngineBackend(AgentBackend):
             async with asyncio.timeout(self._start_timeout):
                 await self._handshake(peer)
         except (BackendError, TimeoutError) as exc:
-            await peer.stop()
+            # A child dying at start closes its pipes just before its exit is known: give it a moment,
+            # so that the owner reads its exit code and last words rather than "not running".
+            if not await peer.exits_within(2.0):
+                await peer.stop()
             self._peer = None
             raise BackendError(self._start_failure(peer, exc)) from None
         finally:

@@ -68,7 +68,9 @@ class RpcError(BackendError):
     """The peer answered a request with an error."""
 
     def __init__(self, method: str, error: RpcErrorBody) -> None:
-        super().__init__(f"{method} failed: {error.message or 'error'} (code {error.code})")
+        details = error.data.get("details") if isinstance(error.data, dict) else None
+        why = f": {details}" if isinstance(details, str) and details else ""
+        super().__init__(f"{method} failed: {error.message or 'error'} (code {error.code}){why}")
         self.method = method
         self.code = error.code
         self.body = error
@@ -199,6 +201,13 @@ class RpcPeer:
             raise BackendError(f"cannot start {self.name} ({self._argv[0]}) in {self._cwd}: {exc.strerror or exc}") from exc
         self._transport = transport
         self._supervisor = asyncio.create_task(self._supervise(), name=f"rpc-supervisor-{self.name}")
+
+    async def exits_within(self, timeout: float) -> bool:
+        """Whether the process ends by itself within ``timeout`` (then its exit is known)."""
+        if not await wait_event(self._pipes.exited, timeout):
+            return False
+        await self.wait_exited()
+        return True
 
     async def wait_exited(self) -> None:
         await self._pipes.exited.wait()

@@ -36,6 +36,8 @@ from tests.support.engines import TURN_TIMEOUT, Owner, engine_binary, engine_dir
 from tests.support.mock_responses import MockResponses
 
 pytestmark = pytest.mark.engines
+# A long answer streamed over ~20 s, varied so that no loop detection cuts it short.
+SLOW = "".join(f"word{n} " for n in range(40))
 
 T = TURN_TIMEOUT
 
@@ -81,7 +83,7 @@ async def test_turns_streaming_approvals_and_stop_on_one_process(codex: Path, ap
         assert not result.is_error and result.num_turns == 1
 
         # A streamed answer arrives whole, as one message.
-        story = "Once upon a time, " * 12
+        story = "".join(f"Chapter {n} begins. " for n in range(12))  # not repetitive: Gemini cuts loops
         api.script_text(story, chunks=12, chunk_delay=0.05)
         await backend.send("a story")
         before, result = await reader.until(TurnResult, timeout=T)
@@ -129,7 +131,7 @@ async def test_turns_streaming_approvals_and_stop_on_one_process(codex: Path, ap
         assert (repo / "log.txt").read_text() == "again\nagain\n"
 
         # Stop mid-turn: the process and the session stay.
-        api.script_text("slow " * 40, chunks=40, chunk_delay=0.5)
+        api.script_text(SLOW, chunks=40, chunk_delay=0.5)
         requests = len(api.requests)
         await backend.send("go slowly")
         await api.wait_for_requests(requests + 1)
@@ -174,7 +176,7 @@ async def test_a_crash_is_reported_and_the_next_process_resumes_the_thread(codex
     await first.start()
     await first.send("remember the number 42")
     await reader.until(TurnResult, timeout=T)
-    api.script_text("slow " * 40, chunks=40, chunk_delay=0.5)
+    api.script_text(SLOW, chunks=40, chunk_delay=0.5)
     await first.send("go slowly")
     await api.wait_for_requests(2)
     assert first.pid is not None
