@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from agentchat.agents.backends.engines import ENGINES, find_engine
+from agentchat.agents.backends.engines import ENGINES, engine_prefixes, find_engine
 from agentchat.config import CodexSettings, EngineSettings, OpencodeSettings
 from agentchat.permissions.registry import AnswerStatus, PermissionRegistry
 from agentchat.permissions.requests import Decision, PermissionRequest
@@ -38,8 +38,10 @@ OPENCODE_MODEL = "anthropic/claude-sonnet-4-5"
 
 
 def engine_binary(kind: str) -> Path:
+    """The pinned install of ``make install-engines`` first (PATH may hold another version), else PATH."""
     engine = ENGINES[kind]
-    found = find_engine(engine)
+    pinned = engine_prefixes()[0] / "node_modules" / ".bin" / engine.binary
+    found = pinned if pinned.is_file() else find_engine(engine)
     if found is None:
         pytest.skip(f"{engine.label} {engine.pinned_version} is not installed (make install-engines needs npm)")
     return found
