@@ -108,8 +108,8 @@ class EngineSettings(Section):
 class CodexSettings(EngineSettings):
     # The environment variable holding the provider's API key.
     env_key: str = "OPENAI_API_KEY"
-    # What Codex may do without asking: "read-only" asks before every change, "workspace-write"
-    # only before commands that leave the repository or need the network.
+    # What Codex may do without asking: "read-only" asks before every file change and every command
+    # run outside its sandbox; "workspace-write" writes in the repository without asking.
     sandbox: Literal["read-only", "workspace-write"] = "read-only"
 
 

@@ -21,14 +21,14 @@ def _engine_settings(settings: AgentSettings, kind: str) -> EngineSettings:
 
 
 def available_backends(settings: AgentSettings) -> list[tuple[str, str]]:
-    """(kind, label) of every backend a user may pick: Claude Code first, then the engines that are
-    installed (or configured with a path), then the configured commands in configuration order.
-    A command keyed "claude" cannot shadow Claude Code; one keyed like an engine replaces it."""
+    """(kind, label) of every backend a user may pick: Claude Code first, then the configured commands in
+    configuration order, then the engines that are installed (or configured with a path). A command keyed
+    "claude" cannot shadow Claude Code; one keyed like an engine replaces it (the config says so)."""
     choices = [(CLAUDE, CLAUDE_LABEL)]
+    choices += [(kind, command.label) for kind, command in settings.command_backends.items() if kind != CLAUDE]
     for kind, engine in ENGINES.items():
         if kind not in settings.command_backends and installed(engine, _engine_settings(settings, kind).path):
             choices.append((kind, engine.label))
-    choices += [(kind, command.label) for kind, command in settings.command_backends.items() if kind != CLAUDE]
     return choices
 
 

@@ -35,13 +35,16 @@ def prefix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_new_lists_the_installed_engines_and_the_configured_ones(prefix: Path) -> None:
     assert available_backends(AgentSettings()) == [("claude", "Claude Code"), ("codex", "Codex")]
+    shell = CommandBackendSettings(label="Shell", command=["sh"])
+    assert available_backends(AgentSettings(command_backends={"shell": shell}))[1:] == [("shell", "Shell"), ("codex", "Codex")]
     settings = AgentSettings.model_validate({"gemini": {"path": "/opt/gemini/bin/gemini"}})
     assert available_backends(settings) == [("claude", "Claude Code"), ("codex", "Codex"), ("gemini", "Gemini CLI")]
 
 
 def test_a_command_backend_of_the_same_name_replaces_the_engine(prefix: Path) -> None:
-    settings = AgentSettings(command_backends={"codex": CommandBackendSettings(label="Codex exec", command=["codex", "exec"])})
-    assert available_backends(settings) == [("claude", "Claude Code"), ("codex", "Codex exec")]
+    settings = AgentSettings(command_backends={"codex": CommandBackendSettings(label="Codex exec", command=["codex", "exec"]),
+                                               "shell": CommandBackendSettings(label="Shell", command=["sh"])})
+    assert available_backends(settings) == [("claude", "Claude Code"), ("codex", "Codex exec"), ("shell", "Shell")]
     spec = BackendSpec(agent_id="a", cwd=prefix, session_id="s")
     assert isinstance(create_backend("codex", spec, settings), CommandBackend)
 
