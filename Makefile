@@ -43,6 +43,8 @@ install-engines: $(ENGINES_STAMP)
 
 $(ENGINES_STAMP):
 	@command -v npm >/dev/null || { echo "install-engines needs npm (Node.js 20 or newer)"; exit 1; }
+	@command -v bwrap >/dev/null || { echo "Installing bubblewrap (Codex's sandbox)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap; }
 	npm install --prefix $(ENGINES_PREFIX) --prefer-offline --no-audit --no-fund --loglevel=error $(ENGINE_PACKAGES)
 	rm -f $(ENGINES_PREFIX)/.installed-*
 	touch $@

@@ -36,8 +36,8 @@ log = logging.getLogger(__name__)
 
 # Unreadable lines reported to the chat per process; the rest are only logged.
 MAX_REPORTED_PROBLEMS = 5
-# A person's own reason, as opposed to the registry's default wording of a plain "no".
-_DEFAULT_DENY_PREFIX = "The user denied permission to use"
+# A person's own reason, as opposed to the chat's default wording of a plain "no" or a 👎.
+_DEFAULT_DENY_PREFIXES = ("The user denied permission to use", "The user declined")
 _AUTOMATIC = frozenset(member.value for member in DecidedBy)
 
 
@@ -51,7 +51,7 @@ def owners_reason(decision: Decision) -> str | None:
     if decision.allowed or decision.decided_by in _AUTOMATIC:
         return None
     message = decision.message.strip()
-    return message if message and not message.startswith(_DEFAULT_DENY_PREFIX) else None
+    return message if message and not message.startswith(_DEFAULT_DENY_PREFIXES) else None
 
 
 class EngineBackend(AgentBackend):

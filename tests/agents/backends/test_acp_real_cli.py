@@ -199,26 +199,7 @@ async def test_turns_streaming_approvals_and_stop_on_one_process(api: Api, scrat
     assert of(ProcessExited, await reader.rest())[-1].expected
 
 
-async def test_a_crash_is_reported_and_the_next_process_loads_the_session(api: Api, scratch: Path) -> None:
-    first = make_backend(api, scratch, Owner())
-    reader = EventReader(first)
-    await first.start()
-    await first.send("remember the number 42")
-    await reader.until(TurnResult, timeout=T)
-    api.text(SLOW, chunks=40, delay=0.5)
-    count = len(api.requests)
-    await first.send("go slowly")
-    await api.wait_for_requests(count + 1)
-    assert first.pid is not None
-    os.kill(first.pid, signal.SIGKILL)
-    _, exited = await reader.until(ProcessExited, timeout=10)
-    assert exited.exit_code == -signal.SIGKILL and not exited.expected
-    await first.stop()
-
-    await expect_resumed(api, scratch, first)
-
-
-async def test_after_a_clean_stop_the_next_process_loads_the_session(api: Api, scratch: Path) -> None:
+async def test_the_next_process_loads_the_session_after_a_clean_stop_and_after_a_crash(api: Api, scratch: Path) -> None:
     first = make_backend(api, scratch, Owner())
     reader = EventReader(first)
     await first.start()
@@ -226,36 +207,47 @@ async def test_after_a_clean_stop_the_next_process_loads_the_session(api: Api, s
     await reader.until(TurnResult, timeout=T)
     await first.stop()
 
-    await expect_resumed(api, scratch, first)
-
-
-async def expect_resumed(api: Api, scratch: Path, first: AcpBackend) -> None:
-    """A new process for the same agent: OpenCode loads the session; Gemini CLI 0.61.0 cannot within the
-    minute the session started (it names the session's file by the minute and resets that very file
-    before reading it), so the owner is told and a new session starts."""
-    second = make_backend(api, scratch, Owner(), session_id=first.session_id, resume=True)
-    reader = EventReader(second)
+    second, reader, resumed = await expect_resumed(api, scratch, first, "remember the number 42")
     try:
-        await second.start()
-        first_event = await reader.next()
-        # Gemini resumes when the minute changed in between: the test takes either outcome from it.
-        resumed = api.kind == "opencode" or isinstance(first_event, SessionStarted)
-        if not resumed:
-            notice = first_event
-            assert isinstance(notice, BackendNotice)
-            assert notice.message == (
-                "Gemini CLI could not resume the session (session/load failed: Internal error (code -32603): "
-                "No previous sessions found for this project.); starting a new one"
-            )
-        started = await reader.next() if not resumed else first_event
-        assert isinstance(started, SessionStarted) and (started.session_id == first.session_id) is resumed
-        await second.send("what was the number?")
-        before, result = await reader.until(TurnResult, timeout=T)
-        assert not of(BackendNotice, before) and not result.is_error
-        assert of(AssistantText, before) == [AssistantText("MOCK_REPLY: what was the number?")], "no replayed history"
-        assert ("remember the number 42" in api.requests[-1].user_texts()) is resumed
+        api.text(SLOW, chunks=40, delay=0.5)
+        count = len(api.requests)
+        await second.send("go slowly")
+        await api.wait_for_requests(count + 1)
+        assert second.pid is not None
+        os.kill(second.pid, signal.SIGKILL)
+        _, exited = await reader.until(ProcessExited, timeout=10)
+        assert exited.exit_code == -signal.SIGKILL and not exited.expected and not second.running
     finally:
         await second.stop()
+    third, _, _ = await expect_resumed(api, scratch, second, "what was the number?")
+    await third.stop()
+
+
+async def expect_resumed(api: Api, scratch: Path, before: AcpBackend, remembered: str) -> tuple[AcpBackend, EventReader, bool]:
+    """A new process for the same agent asked what it remembers. OpenCode loads the session; Gemini CLI
+    0.61.0 cannot within the minute the session started (it names the session's file by the minute and
+    resets that very file before reading it): then the owner is told and a new session starts."""
+    backend = make_backend(api, scratch, Owner(), session_id=before.session_id, resume=True)
+    reader = EventReader(backend)
+    await backend.start()
+    first_event = await reader.next()
+    # Gemini resumes when the minute changed in between: the test takes either outcome from it.
+    resumed = api.kind == "opencode" or isinstance(first_event, SessionStarted)
+    started = first_event
+    if not resumed:
+        assert isinstance(first_event, BackendNotice)
+        assert first_event.message == (
+            "Gemini CLI could not resume the session (session/load failed: Internal error (code -32603): "
+            "No previous sessions found for this project.); starting a new one"
+        )
+        started = await reader.next()
+    assert isinstance(started, SessionStarted) and (started.session_id == before.session_id) is resumed
+    await backend.send("what was the number?")
+    events, result = await reader.until(TurnResult, timeout=T)
+    assert not of(BackendNotice, events) and not result.is_error
+    assert of(AssistantText, events) == [AssistantText("MOCK_REPLY: what was the number?")], "no replayed history"
+    assert (remembered in api.requests[-1].user_texts()[:-1]) is resumed
+    return backend, reader, resumed
 
 
 async def test_an_engine_that_exits_at_start(api: Api, scratch: Path) -> None:

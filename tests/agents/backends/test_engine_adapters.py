@@ -103,6 +103,7 @@ def test_acp_options_are_picked_by_kind() -> None:
 def test_only_a_persons_own_reason_counts_as_one() -> None:
     assert owners_reason(Decision.deny("use pnpm", "me@x")) == "use pnpm"
     assert owners_reason(Decision.deny("The user denied permission to use Bash.", "me@x")) is None
+    assert owners_reason(Decision.deny("The user declined (👎).", "me@x")) is None
     assert owners_reason(Decision.deny("timed out", DecidedBy.TIMEOUT)) is None
     assert owners_reason(Decision.allow({}, "me@x")) is None
 
