@@ -41,7 +41,7 @@ _DEFAULT_DENY_PREFIXES = ("The user denied permission to use", "The user decline
 _AUTOMATIC = frozenset(member.value for member in DecidedBy)
 
 
-class _AgentLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class _AgentLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         return f"agent {self.extra['agent_id']}: {msg}", kwargs  # type: ignore[index]
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.engines import SCRATCH, config_section, engine_binary, engine_dir
+from tests.support.engines import config_section, engine_binary, engine_dir
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.mock_gemini import MockGemini
 from tests.support.mock_responses import MockResponses
@@ -169,3 +169,19 @@ async def test_an_engine_agent_in_chat(prosody, user_client, api: Api, home: Pat
         lines = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
         assert {line["engine"] for line in lines} == {kind}
         assert [line["decision"] for line in lines][:2] == ["allow", "deny"]
+
+
+async def test_an_engine_configured_but_missing_says_so_in_one_line(prosody, user_client, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "codex"
+    settings = service_settings(prosody, tmp_path, agents={"codex": {"path": str(missing)}})
+    make_repositories(settings.work.base_path)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid, kind="codex", task="hello")
+        failed = await alice.expect("⚠️", from_=agent, timeout=T)
+        assert failed.body == (
+            f"⚠️ Codex '{missing}' (agents.codex.path / CODEX_PATH) does not exist: "
+            "run `make install-engines`, put it on PATH, or set its path in the config"
+        )
+        await alice.send(agent, "status")
+        await alice.expect("📊", from_=agent)
