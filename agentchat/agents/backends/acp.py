@@ -237,6 +237,10 @@ class AcpBackend(EngineBackend):
             return
         except BackendError:
             return  # the agent exited: ProcessExited tells the owner
+        except Exception:  # a bug of ours must not leave the turn open forever
+            self._log.exception("session/prompt failed")
+            self._emit(TurnResult(is_error=True, errors=("internal error (see the service log)",), duration_ms=self._turn_duration_ms()))
+            return
         self._flush_text()
         try:
             result = PromptResult.model_validate(answer if isinstance(answer, dict) else {})
