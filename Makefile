@@ -10,7 +10,12 @@ APT_PACKAGES := prosody python3-venv shellcheck openssl
 CLAUDE_OLDEST_SDK := 0.2.187
 CLAUDE_OLDEST := .cache/claude-cli/$(CLAUDE_OLDEST_SDK)/claude
 
-.PHONY: install system-packages test-packages run test test-fast bench lint clean
+# The optional engines, pinned (the versions their tests ran against), in a project-local npm prefix.
+ENGINES_PREFIX ?= .cache/engines
+ENGINE_PACKAGES := @openai/codex@0.171.0 @google/gemini-cli@0.61.0 opencode-ai@1.18.33
+ENGINES_STAMP := $(ENGINES_PREFIX)/.installed-$(shell echo '$(ENGINE_PACKAGES)' | md5sum | cut -c1-12)
+
+.PHONY: install system-packages test-packages run test test-fast bench lint clean install-engines engines-if-npm
 
 install: system-packages $(VENV)/.installed
 
@@ -59,15 +64,32 @@ $(CLAUDE_OLDEST): | $(VENV)/.installed
 	$(VENV)/bin/pip download $(PIP_FLAGS) -q --no-deps --only-binary=:all: -d .cache/wheels "claude-agent-sdk==$(CLAUDE_OLDEST_SDK)"
 	$(VENV)/bin/python -m tests.support.claude_versions extract .cache/wheels/claude_agent_sdk-$(CLAUDE_OLDEST_SDK)-*.whl $(dir $@)
 
-test: install test-packages $(CLAUDE_OLDEST)
+test: install test-packages engines-if-npm $(CLAUDE_OLDEST)
 	$(VENV)/bin/mypy agentchat
 	$(VENV)/bin/pytest -q
+
+# Codex, Gemini CLI and OpenCode (npm; ~880 MiB; npm's own cache makes a reinstall quick, a warm run costs nothing).
+install-engines: $(ENGINES_STAMP)
+
+$(ENGINES_STAMP):
+	@command -v npm >/dev/null || { echo "install-engines needs npm (Node.js 20 or newer)"; exit 1; }
+	@command -v bwrap >/dev/null || { echo "Installing bubblewrap (Codex's sandbox)"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq bubblewrap; }
+	npm install --prefix $(ENGINES_PREFIX) --prefer-offline --no-audit --no-fund --loglevel=error $(ENGINE_PACKAGES)
+	rm -f $(ENGINES_PREFIX)/.installed-*
+	touch $@
+
+# make test installs the engines when npm is there, so that their adapters are tested; without npm
+# their tests are skipped (pytest -ra prints why).
+engines-if-npm:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory install-engines; \
+	else echo "npm not found: the Codex, Gemini CLI and OpenCode tests will be skipped (make install-engines needs npm)"; fi
 
 bench: install
 	$(VENV)/bin/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .cache/test-engines
 
 # Not part of `make test`: builds the Docker image and runs it for real (docs/docker.md).
 # With a Docker engine if one answers; else with buildah + podman + runc, installed here.

@@ -9,7 +9,9 @@ import os
 import re
 import signal
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from agentchat.agents.agent import Agent
 from agentchat.agents.backends.base import BackendSpec
@@ -23,6 +25,7 @@ from agentchat.bots.manager.bot import ManagerBot
 from agentchat.permissions.audit import AuditLog
 from agentchat.permissions.mcp_server import PermissionMcpServer
 from agentchat.permissions.registry import PermissionRegistry
+from agentchat.permissions.requests import Decision
 from agentchat.provisioning.adhoc import AdhocProvisioner
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import Provisioner
@@ -50,14 +53,13 @@ class Service:
             if secret is not None:
                 register_secret(secret.get_secret_value())
         # The CLIs get these (ours by inheritance, their own from the config) and may print them on stderr.
-        for environment in (os.environ, settings.agents.claude.env,
-                            *(backend.env for backend in settings.agents.command_backends.values())):
+        for environment in (os.environ, *settings.agents.engine_envs()):
             for name, value in environment.items():
                 if _SECRET_ENV_NAME.search(name) and len(value) >= _SECRET_MIN_LENGTH:
                     register_secret(value)
         self.store = StateStore(settings.home / "state.db")
         self.permissions = PermissionRegistry(
-            settings.mcp.permission_timeout / 1000, AuditLog(settings.home / "audit.jsonl")
+            settings.mcp.permission_timeout / 1000, AuditLog(settings.home / "audit.jsonl", engine_of=self._engine_of)
         )
         self.mcp = PermissionMcpServer(self.permissions, host=settings.mcp.host, port=settings.mcp.port)
         self.service_jids = (
@@ -224,6 +226,10 @@ class Service:
         self._tokens[agent.id] = token
         return bot
 
+    def _engine_of(self, agent_id: str) -> str | None:
+        agent = self.supervisor.get(agent_id) if self.supervisor is not None else None
+        return agent.record.backend if agent is not None else None
+
     def _agent_removed(self, agent_id: str) -> None:
         self._tokens.pop(agent_id, None)
         self.permissions.unregister_agent(agent_id, "the agent was killed")
@@ -239,4 +245,17 @@ class Service:
             permission_timeout=self.settings.mcp.permission_timeout / 1000,
             service_tools=tuple(self.mcp.tool_names),
             env={AGENT_ID_ENV: record.id},
+            permissions=_AgentPermissions(self.permissions, record.id),
+            state_dir=self.settings.home / "agents" / record.id,
         )
+
+
+class _AgentPermissions:
+    """One agent's PermissionAsker: engines that ask through their own protocol reach the same registry."""
+
+    def __init__(self, registry: PermissionRegistry, agent_id: str) -> None:
+        self._registry = registry
+        self._agent_id = agent_id
+
+    async def ask(self, tool_name: str, tool_input: Mapping[str, Any], tool_use_id: str | None) -> Decision:
+        return await self._registry.ask(self._agent_id, tool_name, tool_input, tool_use_id)

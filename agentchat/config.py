@@ -114,11 +114,44 @@ class ClaudeSettings(Section):
     env: dict[str, str] = Field(default_factory=dict)
 
 
+class EngineSettings(Section):
+    """An optional engine (Codex, Gemini CLI, OpenCode): where it is, which model and provider it uses."""
+
+    # The executable; None: on PATH, else in the project's prefix (make install-engines).
+    path: str | None = None
+    model: str | None = None
+    # The model provider's API endpoint (a proxy, a gateway, or a local mock); None: the engine's default.
+    base_url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class CodexSettings(EngineSettings):
+    # The environment variable holding the provider's API key.
+    env_key: str = "OPENAI_API_KEY"
+    # What Codex may do without asking: "read-only" asks before every file change and every command
+    # run outside its sandbox; "workspace-write" writes in the repository without asking.
+    sandbox: Literal["read-only", "workspace-write"] = "read-only"
+
+
+class OpencodeSettings(EngineSettings):
+    # The models.dev provider id whose options (baseURL) agentchat sets: anthropic, openai, …
+    provider: str = "anthropic"
+
+
 class AgentSettings(Section):
     max_concurrent: int = Field(5, ge=1)
     idle_timeout: int = Field(3_600_000, gt=0, description="milliseconds")
     claude: ClaudeSettings = Field(default_factory=ClaudeSettings)
+    codex: CodexSettings = Field(default_factory=CodexSettings)
+    gemini: EngineSettings = Field(default_factory=EngineSettings)
+    opencode: OpencodeSettings = Field(default_factory=OpencodeSettings)
     command_backends: dict[str, CommandBackendSettings] = Field(default_factory=dict)
+
+    def engine_envs(self) -> list[dict[str, str]]:
+        """The extra environments of every configured CLI (their values may be credentials)."""
+        return [self.claude.env, self.codex.env, self.gemini.env, self.opencode.env,
+                *(backend.env for backend in self.command_backends.values())]
 
 
 class ProvisioningSettings(Section):
@@ -186,7 +219,8 @@ class Settings(Section):
                 data[section][key] = "********"
         for backend in data["agents"]["commandBackends"].values():
             backend["env"] = {k: "********" for k in backend["env"]}
-        data["agents"]["claude"]["env"] = {k: "********" for k in data["agents"]["claude"]["env"]}
+        for engine in ("claude", "codex", "gemini", "opencode"):
+            data["agents"][engine]["env"] = {k: "********" for k in data["agents"][engine]["env"]}
         data["home"] = str(self.home)
         return data
 
@@ -211,6 +245,9 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "AGENTS_MAX_CONCURRENT": ("agents", "max_concurrent"),
     "AGENTS_IDLE_TIMEOUT": ("agents", "idle_timeout"),
     "CLAUDE_PATH": ("agents.claude", "path"),
+    "CODEX_PATH": ("agents.codex", "path"),
+    "GEMINI_PATH": ("agents.gemini", "path"),
+    "OPENCODE_PATH": ("agents.opencode", "path"),
     "PROSODY_HTTP_PORT": ("prosody", "http_port"),
     "PROVISIONING_METHOD": ("provisioning", "method"),
     "AGENTCHAT_LOG_LEVEL": ("logging", "level"),

@@ -75,6 +75,22 @@ def test_every_documented_environment_variable_is_read(tmp_path: Path) -> None:
     assert set(environ) - {"AGENTCHAT_HOME"} <= set(ENV_VARS)
 
 
+def test_engine_sections_paths_from_the_environment_and_masked_env(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.json", {"agents": {
+        "codex": {"model": "gpt-5.5", "baseUrl": "http://127.0.0.1:9/v1", "sandbox": "workspace-write", "env": {"OPENAI_API_KEY": "sk-codex-secret"}},
+        "opencode": {"provider": "openai", "extraArgs": ["--print-logs"]},
+    }})
+    environ = {"AGENTCHAT_HOME": str(tmp_path), "GEMINI_PATH": "/opt/gemini", "CODEX_PATH": "/opt/codex", "OPENCODE_PATH": "oc"}
+    s = load_settings(config, environ=environ, dotenv_files=[])
+    assert (s.agents.codex.path, s.agents.gemini.path, s.agents.opencode.path) == ("/opt/codex", "/opt/gemini", "oc")
+    assert (s.agents.codex.base_url, s.agents.codex.sandbox, s.agents.codex.env_key) == ("http://127.0.0.1:9/v1", "workspace-write", "OPENAI_API_KEY")
+    assert (s.agents.opencode.provider, s.agents.opencode.extra_args) == ("openai", ["--print-logs"])
+    assert "sk-codex-secret" not in json.dumps(s.masked())
+    with pytest.raises(ConfigError, match=r"^agents.codex.sandbox"):
+        load_settings(write_config(tmp_path / "bad.json", {"agents": {"codex": {"sandbox": "danger-full-access"}}}),
+                      environ={"AGENTCHAT_HOME": str(tmp_path)}, dotenv_files=[])
+
+
 def test_example_config_is_valid_and_complete(tmp_path: Path) -> None:
     settings = load_settings(REPO / "config.example.json", environ={"AGENTCHAT_HOME": str(tmp_path)}, dotenv_files=[])
     settings.require_secrets()

@@ -193,6 +193,14 @@ class Agent:
     def backend_pid(self) -> int | None:
         return self._backend.pid if self._backend is not None else None
 
+    @property
+    def engine(self) -> str:
+        """"Claude Code 2.1.332", "Codex 0.171.0": the engine and, once its process told, its version."""
+        if self._backend is None:
+            return self.record.backend
+        version = self._backend.engine_version
+        return f"{self._backend.engine_name} {version}" if version else self._backend.engine_name
+
     # life cycle
 
     async def load(self) -> None:
@@ -421,7 +429,7 @@ class Agent:
         self.record.session_started = False
         await self._save()
         if self.chat is not None:
-            await self.chat.notify("🆕 The previous Claude session no longer exists; starting a fresh one.")
+            await self.chat.notify("🆕 The agent's previous session no longer exists; starting a fresh one.")
 
     async def _ensure_process(self) -> None:
         if self._discarding is not None:

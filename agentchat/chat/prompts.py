@@ -47,7 +47,10 @@ def render_permission_prompt(
     if tool_name == "Edit":
         everywhere = " (every occurrence)" if input.get("replace_all") is True else ""
         title = f"Edit {path}{everywhere}"
-        body = _diff_block([(_text(input.get("old_string")), _text(input.get("new_string")))])
+        if isinstance(input.get("diff"), str) and "old_string" not in input:
+            body = _unified_diff_block(input["diff"])  # engines that send a ready-made diff (Codex)
+        else:
+            body = _diff_block([(_text(input.get("old_string")), _text(input.get("new_string")))])
     elif tool_name == "MultiEdit":
         edits = _edits(input.get("edits"))
         title = f"MultiEdit {path} ({len(edits)} edit{'' if len(edits) == 1 else 's'})"
@@ -169,6 +172,16 @@ def _diff_block(edits: Sequence[tuple[str, str]]) -> list[str]:
     block = [code_block("\n".join(shown), "diff")]
     if hidden > 0:
         block.append(f"… ({hidden} more lines)")
+    return block
+
+
+def _unified_diff_block(diff: str) -> list[str]:
+    lines = [truncate(line, LINE_CHARS) for line in diff.splitlines() if not line.startswith(("---", "+++", "Index:", "===="))]
+    if not lines:
+        return ["(no change)"]
+    block = [code_block("\n".join(lines[:DIFF_LINES]), "diff")]
+    if len(lines) > DIFF_LINES:
+        block.append(f"… ({len(lines) - DIFF_LINES} more lines)")
     return block
 
 

@@ -1,9 +1,10 @@
 """The permission audit log: one JSON line per decision, appended, never rewritten.
 
 Each line: ``time`` (UTC, ISO 8601), ``agent``, ``owner``, ``request_id``, ``tool``, ``input`` (summary,
-at most 200 characters, secrets masked), ``decision`` (allow / deny / withdrawn: the CLI dropped the call, as the chat says), ``decided_by`` (the
-owner's bare JID, or timeout / shutdown / killed / always-rule / limit / withdrawn) and ``message`` (the deny
-reason, if any). Bearer tokens never reach this file: they are not part of a request, and anything
+at most 200 characters, secrets masked), ``decision`` (allow / deny / withdrawn: the CLI dropped the call, as
+the chat says), ``decided_by`` (the owner's bare JID, or timeout / shutdown / killed / always-rule / limit /
+withdrawn), ``message`` (the deny reason, if any) and ``engine`` (the agent's backend kind: claude, codex,
+gemini, opencode …). Bearer tokens never reach this file: they are not part of a request, and anything
 that looks like a credential in a tool input is masked before writing.
 
 Writes go to a worker thread, one batch at a time (the file is opened with O_APPEND, mode 0600), so the
@@ -20,6 +21,8 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from collections.abc import Callable
+from dataclasses import replace
 from typing import IO
 
 from agentchat.errors import PermissionPromptError
@@ -59,6 +62,7 @@ class AuditRecord:
     decision: str  # "allow", "deny" or "withdrawn"
     decided_by: str
     message: str = ""
+    engine: str = ""
 
     @classmethod
     def of(cls, request: PermissionRequest, decision: Decision | None) -> AuditRecord:
@@ -84,8 +88,10 @@ class AuditLog:
     one by one, well under 0.1 s batched).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, engine_of: Callable[[str], str | None] | None = None) -> None:
         self.path = path
+        # The backend kind of an agent, filled into records that do not say it.
+        self._engine_of = engine_of
         self._file: IO[str] | None = None
         self._buffer: list[tuple[str, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -98,6 +104,8 @@ class AuditLog:
         """
         if self._closed:
             raise PermissionPromptError(f"audit log {self.path} is closed")
+        if not record.engine and self._engine_of is not None:
+            record = replace(record, engine=self._engine_of(record.agent) or "")
         line = json.dumps(asdict(record), ensure_ascii=False, separators=(",", ":")) + "\n"
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._buffer.append((line, written))

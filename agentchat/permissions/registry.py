@@ -353,7 +353,7 @@ class PermissionRegistry:
                     agent.always_commands.add(command)
                 else:
                     agent.always_tools.add(request.tool_name)
-                decision = Decision.allow(request.input, decided_by)
+                decision = replace(Decision.allow(request.input, decided_by), always=True)
             case ReplyAction.DENY:
                 decision = Decision.deny(reply.message or _default_deny_message(request), decided_by)
             case ReplyAction.ANSWER:

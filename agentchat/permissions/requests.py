@@ -124,6 +124,9 @@ class Decision:
     message: str = ""
     # Deny and also end the CLI's turn (reference §5.4): for "stop", not for a plain "no".
     interrupt: bool = False
+    # The owner answered "always": engines with session-wide approvals (Codex's acceptForSession,
+    # ACP's allow_always) get that; Claude Code is covered by the registry's own rule.
+    always: bool = False
 
     @classmethod
     def allow(cls, updated_input: Mapping[str, Any], decided_by: str) -> Decision:

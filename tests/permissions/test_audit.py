@@ -114,3 +114,12 @@ async def test_unwritable_path_raises_our_error(tmp_path: Path) -> None:
 )
 def test_mask_secrets(text: str, masked: str) -> None:
     assert mask_secrets(text) == masked
+
+
+async def test_each_line_names_the_agents_engine(tmp_path: Path) -> None:
+    path = tmp_path / "permissions.jsonl"
+    audit = AuditLog(path, engine_of={"agent-1": "codex"}.get)
+    request = make_request("Bash", {"command": "ls"})
+    await audit.append(AuditRecord.of(request, Decision.allow(request.input, "owner@example.org")))
+    await audit.close()
+    assert read_lines(path)[0]["engine"] == "codex"

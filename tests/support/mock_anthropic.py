@@ -156,8 +156,12 @@ def _tool_result_text(block: Mapping[str, Any]) -> str:
 class MockAnthropic:
     """The Messages API on 127.0.0.1 (see the module docstring)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, *, answer_titles: bool = False) -> None:
         self._port = port
+        # OpenCode asks the model for a conversation title beside each first turn: answered apart,
+        # so that it neither takes a scripted response nor counts as a request.
+        self._answer_titles = answer_titles
+        self.title_requests = 0
         self._script: deque[TextResponse | ToolUseResponse | ErrorResponse] = deque()
         self.requests: list[RecordedRequest] = []
         self._request_seen = asyncio.Condition()
@@ -250,6 +254,9 @@ class MockAnthropic:
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         recorded = RecordedRequest(request.method, request.path_qs, dict(request.headers), body)
+        if self._answer_titles and _is_title_request(recorded):
+            self.title_requests += 1
+            return await self._answer(request, recorded, TextResponse(text="Mock title"), body)
         async with self._request_seen:
             self.requests.append(recorded)
             self._request_seen.notify_all()
@@ -262,6 +269,11 @@ class MockAnthropic:
             scripted = TextResponse(text=self._echo(recorded))
         else:
             recorded.answered_with = scripted.kind
+        return await self._answer(request, recorded, scripted, body)
+
+    async def _answer(
+        self, request: web.Request, recorded: RecordedRequest, scripted: TextResponse | ToolUseResponse, body: dict[str, Any]
+    ) -> web.StreamResponse:
         model = str(body.get("model") or DEFAULT_MODEL)
         if not body.get("stream", False):
             return web.json_response(self._message_json(scripted, model))
@@ -396,6 +408,11 @@ class MockAnthropic:
     async def _control_reset(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response({"pending": 0})
+
+
+def _is_title_request(request: RecordedRequest) -> bool:
+    texts = request.user_texts()
+    return bool(texts) and texts[0].startswith("Generate a title for this conversation")
 
 
 def _sse(event: str, data: Mapping[str, Any]) -> bytes:

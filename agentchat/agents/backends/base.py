@@ -10,7 +10,10 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from agentchat.permissions.requests import Decision
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,15 @@ class EventChannel:
                 yield item
 
 
+class PermissionAsker(Protocol):
+    """Asks the agent's owner for a permission, for engines that ask through their own protocol
+    (Codex approvals, ACP's session/request_permission) rather than through our MCP tool."""
+
+    async def ask(self, tool_name: str, tool_input: Mapping[str, Any], tool_use_id: str | None) -> Decision:
+        """The owner's decision; cancelling the call withdraws the prompt."""
+        ...
+
+
 @dataclass
 class BackendSpec:
     """What a backend needs to run one agent."""
@@ -135,6 +147,11 @@ class BackendSpec:
     # The service's own tools on that endpoint (send a file, a room message…): used without asking.
     service_tools: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # How engines without our MCP tool ask the owner (None: every request they make is declined).
+    permissions: PermissionAsker | None = None
+    # Where an engine keeps its generated configuration and sessions for this agent (HOME,
+    # CODEX_HOME, XDG dirs); None: a directory of the backend's own choosing.
+    state_dir: Path | None = None
 
 
 class AgentBackend(abc.ABC):
@@ -173,4 +190,14 @@ class AgentBackend(abc.ABC):
 
     @property
     def session_id(self) -> str | None:
+        return None
+
+    @property
+    def engine_name(self) -> str:
+        """What runs the agent, for people ("Claude Code", "Codex", "Gemini CLI", …)."""
+        return self.kind
+
+    @property
+    def engine_version(self) -> str | None:
+        """The engine's version as it reported it (known once started), or None."""
         return None

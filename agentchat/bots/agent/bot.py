@@ -223,7 +223,7 @@ class AgentBot:
         elif isinstance(event, ProcessExited):
             await self.say(render_process_exit(event.exit_code, event.stderr_tail))
             # The process that asked is gone: its prompts must not stay answerable.
-            self._permissions.deny_all(self.agent.id, "Claude Code exited before the answer.", DecidedBy.KILLED)
+            self._permissions.deny_all(self.agent.id, "The agent's process exited before the answer.", DecidedBy.KILLED)
         elif isinstance(event, BackendNotice):
             await self.say(f"ℹ️ {event.message}")
 

@@ -35,7 +35,7 @@ async def show_status(bot: AgentBot, _args: str) -> None:
     lines = [
         f"📊 {agent.id}: {record.status.value}",
         f"Repository: {record.repo}",
-        f"Backend: {record.backend}",
+        f"Engine: {agent.engine}",
         f"Session: {record.session_id}",
         f"Process: {'running' if agent.process_running else 'not running'}",
         f"Messages answered: {record.turns} · cost so far: ${record.total_cost_usd:.4f}",

@@ -61,7 +61,7 @@ async def agent_status(ctx: UserContext, args: str) -> None:
                 f"📊 {agent.id}: {record.status.value}",
                 f"Chat: {ctx.bot.supervisor.jid_of(agent.id)}",
                 f"Repository: {record.repo}",
-                f"Backend: {record.backend} · session {record.session_id}",
+                f"Engine: {agent.engine} · session {record.session_id}",
                 f"Messages answered: {record.turns} · cost so far: ${record.total_cost_usd:.4f}",
                 f"Last active: {idle_for:.0f} s ago · queued messages: {agent.queued}",
             ]

@@ -177,12 +177,18 @@ def _settings() -> AgentSettings:
     )
 
 
-def test_available_backends_claude_first_in_config_order() -> None:
+@pytest.fixture
+def no_engines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engines' prefix empty (make install-engines may have filled the project's)."""
+    monkeypatch.setenv("AGENTCHAT_ENGINES_DIR", str(tmp_path / "no-engines"))
+
+
+def test_available_backends_claude_first_in_config_order(no_engines: None) -> None:
     assert available_backends(_settings()) == [("claude", "Claude Code"), ("codex", "Codex"), ("gemini", "Gemini CLI")]
     assert available_backends(AgentSettings()) == [("claude", "Claude Code")]
 
 
-def test_create_backend(make_spec: MakeSpec) -> None:
+def test_create_backend(make_spec: MakeSpec, no_engines: None) -> None:
     settings = _settings()
     claude = create_backend("claude", make_spec(), settings)
     assert isinstance(claude, ClaudeCodeBackend) and claude.kind == "claude"

@@ -215,6 +215,7 @@ class ClaudeCodeBackend(AgentBackend):
         # What the session cost so far in this backend's life, over all its processes.
         self._session_cost = 0.0
         self._request_ids = itertools.count(1)
+        self._version: str | None = None  # from system/init
 
     # --- AgentBackend
 
@@ -229,6 +230,14 @@ class ClaudeCodeBackend(AgentBackend):
     @property
     def session_id(self) -> str | None:
         return self._session_id
+
+    @property
+    def engine_name(self) -> str:
+        return "Claude Code"
+
+    @property
+    def engine_version(self) -> str | None:
+        return self._version
 
     async def start(self) -> None:
         if self.running:
@@ -478,6 +487,7 @@ class ClaudeCodeBackend(AgentBackend):
         self._notice(f"skipped {reason}")
 
     def _on_init(self, run: _Run, init: SystemInit) -> None:
+        self._version = init.claude_code_version or self._version
         if self._spec.mcp_url and not run.mcp_failure_reported:
             status = next((s.status for s in init.mcp_servers if s.name == MCP_SERVER_NAME), "missing")
             if status != "connected":
