@@ -22,6 +22,8 @@ from agentchat.logs import register_secret
 from agentchat.bots.agent.bot import AgentBot
 from agentchat.bots.manager.access import AccessPolicy
 from agentchat.bots.manager.bot import ManagerBot
+from agentchat.bots.room.bot import RoomBot
+from agentchat.bots.room.tools import room_tools
 from agentchat.permissions.audit import AuditLog
 from agentchat.permissions.mcp_server import PermissionMcpServer
 from agentchat.permissions.registry import PermissionRegistry
@@ -69,6 +71,7 @@ class Service:
         self.supervisor: AgentSupervisor | None = None
         self.manager: ManagerBot | None = None
         self.manager_session: XmppSession | None = None
+        self.rooms: RoomBot | None = None
         self._tokens: dict[str, str] = {}
         self._stopped = asyncio.Event()
         # Set once the agents of the last run are back: until then the manager's answers
@@ -94,19 +97,28 @@ class Service:
             manager_jid=settings.manager_jid,
         )
         log.info("Agent registry initialized")
-        # Before any agent process: the CLI exits if the permission tool is missing at first use.
-        await self.mcp.start()
-        log.info("MCP server started on port %d", self.mcp.port)
-        log.info("Permission prompt tool registered")
-        if self.service_jids is not None:
-            await self.service_jids.add(settings.manager_jid, settings.xmpp.admin_jid)
         assert settings.manager.password is not None
         self.manager_session = XmppSession(
             settings.manager_jid,
             settings.manager.password.get_secret_value(),
             settings.xmpp,
             extra_plugins=("xep_0004", "xep_0050"),
+            rooms=settings.rooms.enabled,
         )
+        if self.manager_session.rooms is not None:
+            self.rooms = RoomBot(
+                self.manager_session, self.manager_session.rooms, store=self.store, supervisor=self.supervisor,
+                permissions=self.permissions, settings=settings.rooms, service=settings.rooms_service,
+                ready=self._restored,
+            )
+            for tool in room_tools(self.rooms):
+                self.mcp.add_tool(tool)
+        # Before any agent process: the CLI exits if the permission tool is missing at first use.
+        await self.mcp.start()
+        log.info("MCP server started on port %d", self.mcp.port)
+        log.info("Permission prompt tool registered")
+        if self.service_jids is not None:
+            await self.service_jids.add(settings.manager_jid, settings.xmpp.admin_jid)
         self.manager = ManagerBot(
             self.manager_session,
             store=self.store,
@@ -118,12 +130,15 @@ class Service:
             open_transport=self.manager_session.start,
             close_transport=self.manager_session.stop,
             introduce_user=self._introduce_manager,
+            rooms=self.rooms,
         )
         self.manager_session.attach(self.manager.deliver)
         await self.manager.start()
         self.provisioner = self._make_provisioner()
         self.supervisor.provisioner = self.provisioner
         restored = await self.supervisor.restore()
+        if self.rooms is not None:
+            await self.rooms.start()  # after the agents: they take their seats again
         self._restored.set()
         for agent in restored:
             if agent.chat is not None and agent.interrupted is None:
@@ -140,6 +155,8 @@ class Service:
         await self.permissions.close()
         if self.supervisor is not None:
             await self.supervisor.shutdown()
+        if self.rooms is not None:
+            await self.rooms.stop()
         if self.manager is not None:
             await self.manager.stop()
         await self.mcp.stop()
@@ -210,7 +227,8 @@ class Service:
     def _agent_chat(self, agent: Agent, password: str) -> AgentBot:
         """An agent's bot on its own account (opened by the supervisor)."""
         assert self.supervisor is not None
-        session = XmppSession(self.supervisor.jid_of(agent.id), password, self.settings.xmpp)
+        session = XmppSession(self.supervisor.jid_of(agent.id), password, self.settings.xmpp,
+                              rooms=self.settings.rooms.enabled)
         bot = AgentBot(
             agent,
             session,
@@ -219,6 +237,7 @@ class Service:
             kill_agent=self.supervisor.kill,
             open_transport=session.start,
             close_transport=session.stop,
+            rooms=session.rooms,
         )
         session.attach(bot.deliver)
         token = self.permissions.register_agent(agent.id, agent.owner, bot)
@@ -232,6 +251,8 @@ class Service:
 
     def _agent_removed(self, agent_id: str) -> None:
         self._tokens.pop(agent_id, None)
+        if self.rooms is not None:
+            self.rooms.agent_left(agent_id)
         self.permissions.unregister_agent(agent_id, "the agent was killed")
 
     def _backend_spec(self, record: AgentRecord) -> BackendSpec:

@@ -180,6 +180,20 @@ class ProsodySettings(Section):
     service_jids_file: Path | None = None
 
 
+class RoomSettings(Section):
+    """Rooms (XEP-0045): people and several agents in one group chat."""
+
+    enabled: bool = True
+    # The MUC service's address; None: rooms.<xmpp.domain>, which the generated Prosody config serves.
+    service: str | None = None
+    # Agents handing a message on to each other: how many hops before it stops (a person's message resets it).
+    chain_limit: int = Field(5, ge=1, le=50)
+    # Messages from agents that one room turns into turns per minute, at most.
+    agent_messages_per_minute: int = Field(30, ge=1, le=10_000)
+    # Room lines before a mention that go to the agent with it, as context.
+    context_lines: int = Field(5, ge=0, le=50)
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -193,12 +207,17 @@ class Settings(Section):
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     prosody: ProsodySettings = Field(default_factory=ProsodySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    rooms: RoomSettings = Field(default_factory=RoomSettings)
     # Not read from the file: where state, logs and secrets live.
     home: Path = Field(default_factory=lambda: state_home(), exclude=True)
 
     @property
     def manager_jid(self) -> str:
         return f"{self.manager.username}@{self.xmpp.domain}"
+
+    @property
+    def rooms_service(self) -> str:
+        return self.rooms.service or f"rooms.{self.xmpp.domain}"
 
     @property
     def admin_rest_url(self) -> str:

@@ -261,8 +261,9 @@ class PermissionRegistry:
 
     # -- the chat side ----------------------------------------------------------------------------
 
-    def answer(self, agent_id: str, reply_text: str, decided_by: str) -> AnswerResult:
-        """Apply the owner's chat reply (see replies.py for the grammar)."""
+    def answer(self, agent_id: str, reply_text: str, decided_by: str, *, delegated: bool = False) -> AnswerResult:
+        """Apply the owner's chat reply (see replies.py for the grammar). ``delegated``: someone the owner
+        lets answer (a room's owners and admins, when the room says so), checked by the caller."""
         agent = self._agents.get(agent_id)
         if agent is None:
             return AnswerResult(AnswerStatus.NOT_A_REPLY)
@@ -270,7 +271,7 @@ class PermissionRegistry:
         late = self._late_reply(agent, reply_text) if outcome is None else None
         if outcome is None and late is None:
             return AnswerResult(AnswerStatus.NOT_A_REPLY)
-        if bare_jid(decided_by) != agent.owner:
+        if bare_jid(decided_by) != agent.owner and not delegated:
             log.warning("agent %s: %s tried to answer a permission prompt of %s", agent_id, decided_by, agent.owner)
             return AnswerResult(AnswerStatus.NOT_OWNER, NOT_OWNER_TEXT)
         if late is not None:
@@ -292,13 +293,13 @@ class PermissionRegistry:
                 return AnswerResult(AnswerStatus.INVALID, reason, request=entry.request if entry else None)
         raise AssertionError(f"unhandled reply outcome {outcome!r}")  # pragma: no cover
 
-    def resolve(self, agent_id: str, request_id: str, decision: Decision) -> AnswerResult:
+    def resolve(self, agent_id: str, request_id: str, decision: Decision, *, delegated: bool = False) -> AnswerResult:
         """Decide one prompt directly (a 👍/👎 reaction). An allow without updated_input allows the input as is."""
         agent = self._agents.get(agent_id)
         if agent is None:
             return AnswerResult(AnswerStatus.UNKNOWN_ID, f"No agent {agent_id}.")
         automatic = decision.decided_by in {member.value for member in DecidedBy}
-        if not automatic and bare_jid(decision.decided_by) != agent.owner:
+        if not automatic and not delegated and bare_jid(decision.decided_by) != agent.owner:
             return AnswerResult(AnswerStatus.NOT_OWNER, NOT_OWNER_TEXT)
         entry = agent.pending.get(request_id)
         if entry is None:

@@ -109,7 +109,8 @@ class ProsodyConfigParams:
     modules_dir: Path | None = None
     # Optional extras: mod_groups roster file, a MUC component, an XEP-0363 upload component.
     groups_file: Path | None = None
-    muc: bool = False
+    # Rooms (XEP-0045 at rooms.DOMAIN, archived with mod_muc_mam): on unless turned off.
+    muc: bool = True
     http_upload: bool = False
     http_upload_size_limit: int = 10 * 1024 * 1024
 
@@ -278,6 +279,11 @@ class ServiceJids:
         atomic_write_text(self.path, text + "".join(f"{jid}\n" for jid in sorted(jids)), mode=0o644)
 
 
+def rooms_service(domain: str) -> str:
+    """The address of the rooms the generated config serves (XEP-0045)."""
+    return f"rooms.{domain}"
+
+
 def tombstones_path(service_jids_file: Path) -> Path:
     return service_jids_file.with_name("tombstones.txt")
 
@@ -415,8 +421,11 @@ def _components(params: ProsodyConfigParams) -> str:
     blocks: list[str] = []
     if params.muc:
         blocks.append(
-            f'Component {lua_str("conference." + params.domain)} "muc"\n'
-            "    restrict_room_creation = false\n"
+            f'Component {lua_str(rooms_service(params.domain))} "muc"\n'
+            '    modules_enabled = { "muc_mam" }  -- rooms keep an archive (XEP-0313): history on a new device\n'
+            '    restrict_room_creation = "local"  -- accounts of this server may create rooms, nobody else\n'
+            "    max_history_messages = 200       -- what a room hands an occupant that joins again\n"
+            "    muc_log_by_default = true\n"
         )
     if params.http_upload:
         blocks.append(

@@ -253,7 +253,7 @@ class UserClient:
         if msg["type"] == "error":
             self.error_messages.append(msg)
             return
-        if msg["type"] not in ("chat", "normal") or not msg["body"]:
+        if msg["type"] not in ("chat", "normal", "groupchat") or not msg["body"]:
             return
         received = ReceivedMessage(
             body=msg["body"], id=msg["id"], from_=str(msg["from"]), to=str(msg["to"]), type=msg["type"], stanza=msg

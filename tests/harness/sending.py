@@ -40,12 +40,13 @@ def send(
     message.send()
 
 
-def send_reply(client: UserClient, to: str, original: ReceivedMessage, answer: str, *, nickname: str | None = None) -> str:
+def send_reply(client: UserClient, to: str, original: ReceivedMessage, answer: str, *, nickname: str | None = None,
+               groupchat: bool = False) -> str:
     """A XEP-0461 reply to ``original``: its text quoted as a XEP-0428 fallback, then the answer (as Gajim)."""
     quoted = "\n".join("> " + line for line in original.body.splitlines()) + "\n"
     if nickname:
         quoted = f"> {nickname}:\n" + quoted
-    message = client.xmpp.make_message(mto=to, mbody=quoted + answer, mtype="chat")
+    message = client.xmpp.make_message(mto=to, mbody=quoted + answer, mtype="groupchat" if groupchat else "chat")
     message_id = client.xmpp.new_id()
     message["id"] = message_id
     reply = ET.SubElement(message.xml, f"{{{NS_REPLY}}}reply")
@@ -64,3 +65,13 @@ def send_quote(client: UserClient, to: str, original: ReceivedMessage, answer: s
     """What Conversations' "Quote" sends: the original's lines behind "> ", then the answer, no XEP markers."""
     quoted = "\n".join("> " + line for line in original.body.splitlines())
     send(client, to, f"{quoted}\n{answer}", message_id=client.xmpp.new_id())
+
+
+def send_reaction(client: UserClient, to: str, target_id: str, emojis: list[str], *, groupchat: bool = False) -> None:
+    """XEP-0444 reactions to one message (in a room: to its stanza-id, as clients do there)."""
+    message = client.xmpp.make_message(mto=to, mtype="groupchat" if groupchat else "chat")
+    reactions = ET.SubElement(message.xml, "{urn:xmpp:reactions:0}reactions")
+    reactions.set("id", target_id)
+    for emoji in emojis:
+        ET.SubElement(reactions, "{urn:xmpp:reactions:0}reaction").text = emoji
+    message.send()

@@ -12,6 +12,8 @@ What a user message does (the directive may sit anywhere in the text):
     [[fixture:NAME]]              replay tests/fixtures/NAME.jsonl (a path works too), recorded
                                   from the real CLI; see the list in tests/fixtures
     [[tool:NAME {json input}]]    a tool-use turn: tool_use, permission prompt, tool_result, then
+                                  (an MCP tool of the configured server, ``mcp__agentchat__send_message``,
+                                  is called on that server for real; ``--allowedTools`` skips its prompt)
                                   the text ``MOCK_TOOL_RESULT: <result>``; e.g.
                                   ``[[tool:Bash {"command": "echo hi > out.txt"}]]``
     [[recall]]                    reply ``MOCK_HISTORY: <earlier user texts of the session, " | ">``
@@ -127,7 +129,8 @@ class Args:
         self.permission_tool: str | None = None
         self.permission_mode = "default"
         self.version = False
-        valued = {"--model", "--session-id", "--resume", "-r", "--permission-prompt-tool", "--permission-mode", "--output-format", "--input-format"}
+        self.allowed_tools: set[str] = set()
+        valued = {"--model", "--session-id", "--resume", "-r", "--permission-prompt-tool", "--permission-mode", "--output-format", "--input-format", "--allowedTools"}
         i = 0
         while i < len(argv):
             arg = argv[i]
@@ -147,6 +150,9 @@ class Args:
                     self.mcp_configs.append(argv[i])
                     i += 1
                 continue
+            elif arg == "--allowedTools" and value is not None:
+                self.allowed_tools.update(part for part in value.replace(",", " ").split() if part)
+                i += 1
             elif value is not None:
                 attribute = {"--session-id": "session_id", "-r": "resume", "--resume": "resume", "--permission-prompt-tool": "permission_tool"}.get(arg, arg[2:].replace("-", "_"))
                 setattr(self, attribute, value)
@@ -557,13 +563,25 @@ class Fake:
             failed = process.returncode != 0
             content = (stdout + stderr).strip() or ("(Bash completed with no output)" if not failed else f"Exit code {process.returncode}")
             return content, failed, {"tool_use_result": {"stdout": stdout, "stderr": stderr, "interrupted": False, "isImage": False}}
+        if name.startswith("mcp__") and self.mcp is not None and name.split("__", 2)[1] == self.mcp.name:
+            # One of the MCP server's own tools (mcp__<server>__<tool>): called for real, its text is the result.
+            try:
+                response = await self.mcp.call_tool(self.mcp.next_id(), name.split("__", 2)[2], tool_input, "toolu_fake")
+            except (OSError, McpError, ValueError) as exc:
+                return f"Error calling tool ({name}): {exc}", True, {"tool_use_result": str(exc)}
+            result = response.get("result") or {}
+            blocks = result.get("content") or []
+            text = "\n".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict))
+            return text, bool(result.get("isError")), {"tool_use_result": text}
         return f"(fake_claude) {name} ran", False, {"tool_use_result": {"fake": True}}
 
     # -- permissions
 
     def needs_permission(self, name: str) -> bool:
-        if self.args.permission_mode == "bypassPermissions":
+        if self.args.permission_mode == "bypassPermissions" or name in self.args.allowed_tools:
             return False
+        if name.startswith("mcp__"):
+            return True  # as the real CLI: an MCP tool asks unless allowed
         if self.args.permission_mode == "acceptEdits" and name in ("Write", "Edit", "MultiEdit", "NotebookEdit"):
             return False
         return name in self.ask_tools

@@ -28,7 +28,7 @@ from agentchat.agents.backends.base import (
 from agentchat.bots.agent.commands import AGENT_COMMANDS
 from agentchat.chat.events import render_process_exit, render_tool_error, render_tool_use, render_turn_summary
 from agentchat.chat.inbox import Conversations, HistoryLog, Received
-from agentchat.chat.port import ChatState, ChatTransport, Inbound, MessageKind, Outbound, Release
+from agentchat.chat.port import ChatState, ChatTransport, Inbound, MessageKind, Outbound, Release, RoomTransport
 from agentchat.chat.prompts import render_prompt_resolved, render_prompt_timeout, render_request
 from agentchat.chat.quoting import split_leading_quote
 from agentchat.chat.splitting import split_message
@@ -51,6 +51,7 @@ QUEUE_NOTICE_INTERVAL = 10.0
 ANNOUNCE_BUSY_AFTER = 0.25
 BUSY = frozenset({AgentStatus.STARTING, AgentStatus.WORKING, AgentStatus.WAITING})
 HISTORY_BATCH = 100  # outgoing messages per history commit
+HANDING_ON_KEPT = 200
 # How long the bot waits at close for messages being recorded and handled.
 DRAIN_SECONDS = 3.0
 
@@ -83,6 +84,7 @@ class AgentBot:
         kill_agent: Callable[[str, str], Coroutine[Any, Any, object]],
         open_transport: Callable[[], Awaitable[None]],
         close_transport: Callable[[], Awaitable[None]],
+        rooms: RoomTransport | None = None,
     ) -> None:
         self.agent = agent
         self.transport = transport
@@ -108,6 +110,9 @@ class AgentBot:
         # The room whose turn runs now (its answers go there), and each room turn's status line (its first id).
         self._room_turn: str | None = None
         self._status_lines: dict[object, str] = {}
+        # Room lines that are the agent's own words -> the chain of their turn (only recent ones matter).
+        self._handing_on: dict[str, int] = {}
+        self._rooms = rooms
         self._last_queue_notice = float("-inf")
         # `quit` asks again: the loop time until which a second `quit` ends the agent.
         self.quit_confirm_until = float("-inf")
@@ -124,7 +129,11 @@ class AgentBot:
         return self.transport.address
 
     def deliver(self, inbound: Inbound, release: Release) -> None:
-        """The transport's sink: the owner's messages go to their inbox, anyone else is refused."""
+        """The transport's sink: the owner's messages go to their inbox, anyone else is refused. Room
+        lines are read by the manager, which sits in every room (agentchat.bots.room)."""
+        if inbound.kind is MessageKind.GROUPCHAT:
+            release()
+            return
         if inbound.sender != self.owner:
             release()
             self._refuse(inbound)
@@ -154,12 +163,15 @@ class AgentBot:
 
     # output (ChatPort)
 
-    async def say(self, text: str) -> None:
-        """Send text to the owner (or to the room whose turn runs): split below the stanza size limit, persisted."""
+    async def say(self, text: str, *, hands_on: bool = False) -> None:
+        """Send text to the owner (or to the room whose turn runs): split below the stanza size limit, persisted.
+        ``hands_on``: the agent's own words, whose mentions of other agents in a room reach them."""
         room = self._room_turn
         for chunk in split_message(text):
             if room is not None:
-                self.transport.send(Outbound(room, chunk, MessageKind.GROUPCHAT, chat_state=None))
+                sent = self.transport.send(Outbound(room, chunk, MessageKind.GROUPCHAT, chat_state=None))
+                if hands_on:
+                    self._hand_on(sent)
             else:
                 self.transport.send(Outbound(self.owner, chunk))
                 self._composing_shown = False
@@ -206,13 +218,33 @@ class AgentBot:
                 self._room_turn = None
 
     async def post_to_room(self, room: str, text: str) -> str:
-        """A message of the agent's own in a room (the send_message tool)."""
-        return self.transport.send(Outbound(room, text, MessageKind.GROUPCHAT, chat_state=None))
+        """A message of the agent's own in a room (the send_message tool): it may hand the talk on."""
+        return self._hand_on(self.transport.send(Outbound(room, text, MessageKind.GROUPCHAT, chat_state=None)))
+
+    def _hand_on(self, message_id: str) -> str:
+        self._handing_on[message_id] = self.agent.current_chain
+        while len(self._handing_on) > HANDING_ON_KEPT:
+            self._handing_on.pop(next(iter(self._handing_on)))
+        return message_id
+
+    def hands_on(self, message_id: str | None) -> int | None:
+        """For a room line of ours that the agent wrote (its answer, a message it sent), whose mentions of
+        other agents hand the conversation on: the chain of the turn it came from. None for status, tool
+        and summary lines, said and not meant for anyone."""
+        return self._handing_on.get(message_id) if message_id is not None else None
+
+    async def join_room(self, room: str) -> None:
+        if self._rooms is not None:
+            await self._rooms.join_room(room, self.agent.id)
+
+    async def leave_room(self, room: str) -> None:
+        if self._rooms is not None:
+            await self._rooms.leave_room(room)
 
     async def show_event(self, event: AgentEvent) -> None:
         if isinstance(event, AssistantText):
             if event.text.strip():
-                await self.say(markdown_to_styling(event.text))
+                await self.say(markdown_to_styling(event.text), hands_on=True)
         elif isinstance(event, ToolUse):
             await self.say(render_tool_use(event.name, event.input, self.agent.repo_path()))
         elif isinstance(event, ToolResult):

@@ -44,8 +44,10 @@ async def show_status(bot: AgentBot, _args: str) -> None:
     ]
     if agent.interrupted is not None:
         lines.append("Cut by a restart: one message (send `retry` to run it again)")
-    if agent.turn_started_at is not None:
-        lines.append(f"Current turn: {time.monotonic() - agent.turn_started_at:.0f} s")
+    turn = agent.current_turn
+    if turn is not None and agent.turn_started_at is not None:
+        detail = f", {turn.detail}" if turn.detail else ""
+        lines.append(f"Current turn: {turn.state.value}{detail}, {time.monotonic() - agent.turn_started_at:.0f} s")
     await bot.say("\n".join(lines))
 
 

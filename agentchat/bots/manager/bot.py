@@ -18,6 +18,7 @@ from agentchat.agents.supervisor import AgentLimitReached, AgentSupervisor
 from agentchat.bots.manager.access import AccessPolicy
 from agentchat.bots.manager.commands import MANAGER_COMMANDS
 from agentchat.bots.manager.dialogue import NewAgentDialogue
+from agentchat.bots.room.bot import RoomBot
 from agentchat.chat.inbox import Conversations, Received
 from agentchat.chat.port import ChatTransport, Inbound, MessageKind, Outbound, Release
 from agentchat.errors import AgentChatError, StateError
@@ -52,13 +53,17 @@ class ManagerBot:
         open_transport: Callable[[], Awaitable[None]],
         close_transport: Callable[[], Awaitable[None]],
         introduce_user: Callable[[str], Awaitable[None]] | None = None,
+        rooms: RoomBot | None = None,
     ) -> None:
         self.transport = transport
+        # Rooms sit on the manager's account: their lines go there (agentchat.bots.room).
+        self.rooms = rooms
         # Puts the manager into a person's roster (once per person and run: it is idempotent anyway).
         self._introduce_user = introduce_user
         self._introduced: set[str] = set()
         self.supervisor = supervisor
         self.base_path = base_path
+        self.store = store
         self._store = store
         self._access = access
         self._backends = backends
@@ -73,6 +78,12 @@ class ManagerBot:
 
     def deliver(self, inbound: Inbound, release: Release) -> None:
         """The transport's sink: people allowed to use the manager get an inbox; anyone else one refusal."""
+        if inbound.kind is MessageKind.GROUPCHAT:
+            if self.rooms is not None:
+                self.rooms.deliver(inbound, release)
+            else:
+                release()
+            return
         if not self._access.allows(inbound.sender):
             release()
             log.warning("manager: refused %s (not in manager.allowedUsers)", inbound.sender)
@@ -129,9 +140,9 @@ class ManagerBot:
             return
         if received.save_error is not None:
             await ctx.reply(f"⚠️ Your message could not be saved ({received.save_error}); it is answered all the same.")
-        if inbound.invite is not None or inbound.kind is MessageKind.GROUPCHAT:
-            await ctx.reply("🚪 The manager works in this chat only: rooms are not supported, so the invitation or "
-                            "room message was ignored.")
+        if inbound.invite is not None:
+            await ctx.reply("🚪 The manager makes rooms itself: send `room new <name>`, then `room invite` to bring "
+                            "agents and people in.")
             return
         if inbound.replaces is not None:
             await ctx.reply("✏️ Commands cannot be corrected once sent: send the corrected command as a new message.")

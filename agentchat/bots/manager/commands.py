@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 from agentchat.agents.repos import empty_base_message, format_repository_list, list_repositories
 from agentchat.chat.commands import CommandRegistry
 from agentchat.errors import RepositoryError
+from agentchat.xmpp.xep_0045_rooms import RoomError
 
 if TYPE_CHECKING:
     from agentchat.bots.manager.bot import UserContext
+    from agentchat.bots.room.bot import Room, RoomBot
 
 MANAGER_COMMANDS: CommandRegistry[UserContext] = CommandRegistry()
 
@@ -40,8 +42,10 @@ async def list_agents(ctx: UserContext, _args: str) -> None:
     lines = [f"Your agents ({len(agents)}):"]
     for agent in agents:
         record = agent.record
+        turn = agent.current_turn
+        state = f"{record.status.value} (turn {turn.state.value})" if turn is not None else record.status.value
         lines.append(
-            f"• {agent.id} — {record.status.value} — {_repo_name(record.repo)} — "
+            f"• {agent.id} — {state} — {_repo_name(record.repo)} — "
             f"{ctx.bot.supervisor.jid_of(agent.id)}"
         )
     await ctx.reply("\n".join(lines))
@@ -55,6 +59,7 @@ async def agent_status(ctx: UserContext, args: str) -> None:
         return
     record = agent.record
     idle_for = time.time() - record.last_active
+    turn = agent.current_turn
     await ctx.reply(
         "\n".join(
             [
@@ -64,6 +69,8 @@ async def agent_status(ctx: UserContext, args: str) -> None:
                 f"Engine: {agent.engine} · session {record.session_id}",
                 f"Messages answered: {record.turns} · cost so far: ${record.total_cost_usd:.4f}",
                 f"Last active: {idle_for:.0f} s ago · queued messages: {agent.queued}",
+                f"Current turn: {turn.state.value}" + (f" ({turn.detail})" if turn.detail else "")
+                if turn is not None else "Current turn: none",
             ]
         )
     )
@@ -104,3 +111,82 @@ def _unknown(agent_id: str) -> str:
 
 
 __all__ = ["MANAGER_COMMANDS"]
+
+
+ROOM_USAGE = "room new <name> | invite <agent or jid> <room> | list | close <room> | mode <room> all|mentions | prompts <room> owner|admins"
+
+
+@MANAGER_COMMANDS.command("room", help="rooms where people and agents meet (`room` alone for its forms)", usage="room …")
+async def room_command(ctx: UserContext, args: str) -> None:
+    rooms = ctx.bot.rooms
+    if rooms is None:
+        await ctx.reply("Rooms are turned off here (rooms.enabled in the configuration).")
+        return
+    words = args.split()
+    if not words:
+        await ctx.reply(f"Usage: {ROOM_USAGE}")
+        return
+    action, rest = words[0].lower(), words[1:]
+    try:
+        if action == "new" and len(rest) == 1:
+            room = await rooms.create(ctx.user, rest[0])
+            await ctx.reply(f"🏠 Room {room.name} created ({room.jid}); you are its owner and got an invitation. "
+                            f"Bring agents in with `room invite <agent> {room.name}`.")
+        elif action == "invite" and len(rest) == 2:
+            room = _room(rooms, rest[1])
+            await ctx.reply("➕ " + await rooms.invite(ctx.user, rest[0], room))
+        elif action == "list" and not rest:
+            mine = rooms.rooms_of(ctx.user)
+            if not mine:
+                await ctx.reply("You are in no room. Send `room new <name>` to make one.")
+                return
+            lines = [f"Your rooms ({len(mine)}):"]
+            for room in mine:
+                agents = ", ".join(sorted(room.agents)) or "no agent"
+                lines.append(f"• {room.name} ({room.jid}) — {room.mode} — agents: {agents} — people: {len(room.people)}")
+            await ctx.reply("\n".join(lines))
+        elif action == "close" and len(rest) == 1:
+            room = _room(rooms, rest[0])
+            await rooms.close(ctx.user, room)
+            await ctx.reply(f"🗑 Room {room.name} closed.")
+        elif action == "mode" and len(rest) == 2:
+            room = _room(rooms, rest[0])
+            await rooms.configure(ctx.user, room, mode=rest[1].lower())
+            said = "every line of a person goes to every agent" if rest[1].lower() == "all" else \
+                "only lines that mention an agent go to it"
+            await ctx.reply(f"{room.name}: {said}.")
+        elif action == "prompts" and len(rest) == 2:
+            room = _room(rooms, rest[0])
+            await rooms.configure(ctx.user, room, prompts=rest[1].lower())
+            who = "the agent's owner and the room's owners and admins" if rest[1].lower() == "admins" else \
+                "only the agent's owner"
+            await ctx.reply(f"{room.name}: {who} may answer its agents' prompts.")
+        else:
+            await ctx.reply(f"Usage: {ROOM_USAGE}")
+    except RoomError as exc:
+        await ctx.reply(f"⚠️ {exc}")
+
+
+def _room(rooms: RoomBot, name: str) -> Room:
+    room = rooms.room_named(name)
+    if room is None:
+        raise RoomError(f"there is no room {name!r} (see `room list`)")
+    return room
+
+
+@MANAGER_COMMANDS.command("search", help="search your agents' chats and your rooms", usage="search <words>")
+async def search_history(ctx: UserContext, args: str) -> None:
+    if not args.strip():
+        await ctx.reply("Search for what? `search <words>` finds the messages that have all of them.")
+        return
+    found = await ctx.bot.store.search(args, person=ctx.user, limit=10)
+    if not found:
+        await ctx.reply(f"No message with all of “{args.strip()[:60]}”.")
+        return
+    lines = [f"🔎 {len(found)} message(s), newest first:"]
+    for where, author, body, at in found:
+        place = where.split(":", 1)[1].split("@", 1)[0]
+        flat = " ".join(body.split())
+        lines.append(f"• {time.strftime('%Y-%m-%d %H:%M', time.gmtime(at))} {place} — {author}: "
+                     f"{flat[:140]}{'…' if len(flat) > 140 else ''}")
+    await ctx.reply("\n".join(lines))
