@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
+import shutil
 import signal
+import tempfile
 import uuid
 from pathlib import Path
 
 from agentchat.agents.agent import Agent
 from agentchat.agents.backends.base import BackendSpec
 from agentchat.agents.backends.factory import available_backends, create_backend
+from agentchat.agents.sandbox import AgentDirs, Sandbox, open_sandbox
 from agentchat.agents.supervisor import AGENT_ID_ENV, AgentSupervisor
 from agentchat.config import Settings
 from agentchat.logs import register_secret
@@ -24,9 +28,11 @@ from agentchat.permissions.registry import PermissionRegistry
 from agentchat.provisioning.adhoc import AdhocProvisioner
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import Provisioner
+from agentchat.server.embedded import SECRETS_FILE
 from agentchat.server.prosody_config import ServiceJids
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
+from agentchat.tasks import TaskGroup
 from agentchat.xmpp.agent_bot import AgentBot
 from agentchat.xmpp.connection import BotConnection
 
@@ -57,7 +63,11 @@ class Service:
         self.permissions = PermissionRegistry(
             settings.mcp.permission_timeout / 1000, AuditLog(settings.home / "audit.jsonl")
         )
+        # Agents without network reach the MCP endpoint through this socket (see agents/sandbox.py).
+        self._mcp_socket_dir: Path | None = None
         self.mcp = PermissionMcpServer(self.permissions, host=settings.mcp.host, port=settings.mcp.port)
+        self.sandbox = Sandbox.off()
+        self._housekeeping = TaskGroup("service")
         self.service_jids = (
             ServiceJids(settings.prosody.service_jids_file) if settings.prosody.service_jids_file else None
         )
@@ -73,6 +83,7 @@ class Service:
     async def start(self) -> None:
         settings = self.settings
         log.info("Configuration loaded")
+        await self._open_sandbox()
         await self.store.open()
         log.info("State loaded")
         self.supervisor = AgentSupervisor(
@@ -123,6 +134,10 @@ class Service:
         if self.manager is not None:
             await self.manager.stop()
         await self.mcp.stop()
+        await self._housekeeping.cancel_all()
+        if self._mcp_socket_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, self._mcp_socket_dir, True)
+            self._mcp_socket_dir = None
         if self.provisioner is not None:
             await self.provisioner.close()
         await self.store.close()
@@ -143,6 +158,48 @@ class Service:
             await self.stop()
 
     # wiring
+
+    async def _open_sandbox(self) -> None:
+        """Agents' processes run in bubblewrap where it works; the start-up log says which and why."""
+        settings = self.settings
+        sandbox_settings = settings.agents.sandbox
+        forbidden = await asyncio.to_thread(self._service_secrets)
+        socket_path: Path | None = None
+        if not sandbox_settings.network and sandbox_settings.enabled is not False:
+            # Short and private: a Unix socket path may not exceed 107 bytes.
+            self._mcp_socket_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentchat-mcp-"))
+            socket_path = self._mcp_socket_dir / "mcp.sock"
+        self.sandbox = await open_sandbox(
+            sandbox_settings,
+            state_dir=settings.home,
+            protected=(settings.work.base_path, Path.home()),
+            forbidden_values=forbidden,
+            mcp_socket=socket_path,
+        )
+        if self.sandbox.enabled:
+            log.info("%s", self.sandbox.summary())
+            self.mcp.unix_socket = socket_path
+        else:
+            log.warning("%s", self.sandbox.summary())
+            if not sandbox_settings.network:
+                log.warning("agents.sandbox.network is false, but without the sandbox agents keep the network")
+
+    def _service_secrets(self) -> frozenset[str]:
+        """Every password the service knows, for no child environment to carry (blocking)."""
+        settings = self.settings
+        found = {secret.get_secret_value() for secret in (settings.xmpp.admin_password, settings.manager.password) if secret}
+        try:
+            stored = json.loads((settings.home / SECRETS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = {}
+        pending = [stored]
+        while pending:
+            value = pending.pop()
+            if isinstance(value, dict):
+                pending.extend(value.values())
+            elif isinstance(value, str) and value:
+                found.add(value)
+        return frozenset(found)
 
     def _manager_connection(self, *, on_message):  # type: ignore[no-untyped-def]
         settings = self.settings
@@ -193,7 +250,9 @@ class Service:
             store=self.store,
             kill_agent=self.supervisor.kill,
         )
-        token = self.permissions.register_agent(agent.id, agent.owner, bot)
+        token = self.permissions.register_agent(
+            agent.id, agent.owner, bot, repository=agent.repo_path(), session=lambda: agent.record.session_id
+        )
         register_secret(token)
         self._tokens[agent.id] = token
         await bot.open()
@@ -202,6 +261,9 @@ class Service:
     def _agent_removed(self, agent_id: str) -> None:
         self._tokens.pop(agent_id, None)
         self.permissions.unregister_agent(agent_id, "the agent was killed")
+        # Its home and scratch directories go with it.
+        directory = AgentDirs.of(self.settings.home, agent_id).root
+        self._housekeeping.spawn(asyncio.to_thread(shutil.rmtree, directory, True), f"remove {directory}")
 
     def _backend_spec(self, record: AgentRecord) -> BackendSpec:
         return BackendSpec(
@@ -213,4 +275,6 @@ class Service:
             mcp_token=self._tokens.get(record.id),
             permission_timeout=self.settings.mcp.permission_timeout / 1000,
             env={AGENT_ID_ENV: record.id},
+            sandbox=self.sandbox,
+            dirs=AgentDirs.of(self.settings.home, record.id),
         )

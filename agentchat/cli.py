@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from agentchat import __version__
-from agentchat.config import Settings, load_settings
+from agentchat.config import Settings, dotenv_paths, export_agent_variables, load_settings
 from agentchat.errors import AgentChatError, ConfigError
+from agentchat.state_dir import prepare_state_dir, restrict_umask
 
 log = logging.getLogger("agentchat")
 
@@ -25,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentchat", description="Coding agents in your XMPP client.")
     parser.add_argument("--version", action="version", version=f"agentchat {__version__}")
     parser.add_argument("--config", type=Path, help="config file (default: $AGENTCHAT_HOME/config.json)")
+    parser.add_argument(
+        "--env-file", type=Path, help="a .env file to read (default: $AGENTCHAT_HOME/.env only, never ./.env)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     start = commands.add_parser("start", help="run the service")
@@ -61,8 +65,12 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Everything agentchat creates (state, logs, secrets, Prosody's data) is private from the start.
+    restrict_umask()
     try:
-        settings = load_settings(args.config, flag_overrides(args))
+        dotenv = dotenv_paths(args.env_file)
+        settings = load_settings(args.config, flag_overrides(args), dotenv_files=dotenv)
+        export_agent_variables(dotenv)
         if args.command == "config":
             return config_check(settings)
         if args.command == "user":
@@ -86,6 +94,10 @@ def config_check(settings: Settings) -> int:
         settings.require_secrets()
     except ConfigError as exc:
         print(f"agentchat: warning: {exc} (fine with --embedded-prosody, which generates it)", file=sys.stderr)
+    try:
+        settings.require_allowed_users()
+    except ConfigError as exc:
+        print(f"agentchat: warning: {exc} (fine with --embedded-prosody)", file=sys.stderr)
     return 0
 
 
@@ -94,8 +106,16 @@ def run_service(settings: Settings, *, embedded: bool, user: str | None) -> int:
 
     if not embedded:
         settings.require_secrets()
+        # On a server of its own the domain is not ours alone: who may create agents must be said.
+        settings.require_allowed_users()
+    warnings = prepare_state_dir(settings.home)
     setup_logging(settings.logging.level, settings.home / "agentchat.log")
     log.info("Agent Chat Service starting...")
+    for warning in warnings:
+        log.warning("%s", warning)
+    ignored = Path.cwd() / ".env"
+    if ignored.is_file() and ignored.resolve() != (settings.home / ".env").resolve():
+        log.warning("ignoring %s: only $AGENTCHAT_HOME/.env or --env-file FILE are read", ignored)
     asyncio.run(_serve(settings, embedded=embedded, user=user))
     return 0
 

@@ -124,6 +124,9 @@ class Decision:
     message: str = ""
     # Deny and also end the CLI's turn (reference §5.4): for "stop", not for a plain "no".
     interrupt: bool = False
+    # For the chat only: what an "always" answer, or the rule that decided, covers
+    # ("Write under ~/work/api for this session"). Never sent to the CLI.
+    rule: str = ""
 
     @classmethod
     def allow(cls, updated_input: Mapping[str, Any], decided_by: str) -> Decision:

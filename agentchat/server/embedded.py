@@ -173,17 +173,21 @@ class EmbeddedProsody:
     async def register(self, username: str, domain: str, password: str) -> None:
         """Create or overwrite an account with ``prosodyctl register`` (no server events fire).
 
-        Fine for the service's own idempotent accounts; use a Provisioner for anything else.
+        The password goes to prosodyctl's prompt on stdin (twice, as it asks), never on its command
+        line, where every local user could read it in ``ps``. Fine for the service's own idempotent
+        accounts; use a Provisioner for anything else.
         """
+        if "\n" in password or "\r" in password or not password:
+            raise ProsodyError(f"the password for {username}@{domain} must be one non-empty line")
         process = await asyncio.create_subprocess_exec(
-            self._prosodyctl_binary, "--config", str(self.config_path), "register", username, domain, password,
-            stdin=asyncio.subprocess.DEVNULL,
+            self._prosodyctl_binary, "--config", str(self.config_path), "register", username, domain,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), self._start_timeout)
+            output, _ = await asyncio.wait_for(process.communicate(password_prompt_answer(password)), self._start_timeout)
         except TimeoutError:
             kill_group(process.pid, signal.SIGKILL)
             await process.wait()
@@ -284,6 +288,12 @@ class EmbeddedProsody:
         # Interpreter exit without stop(): PDEATHSIG would do it too, but only when we die.
         if self._process is not None and self._process.returncode is None:
             kill_group(self._process.pid, signal.SIGKILL)
+
+
+def password_prompt_answer(password: str) -> bytes:
+    """What ``prosodyctl register USER HOST`` reads on stdin without a password argument: the
+    password, then again to confirm (Prosody 0.12's util.human.io.read_password)."""
+    return f"{password}\n{password}\n".encode()
 
 
 def ensure_service_secrets(home: Path) -> tuple[str, str]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentchat.agents.sandbox import AgentDirs, Sandbox
+
 
 @dataclass(frozen=True)
 class AgentEvent:
@@ -122,6 +124,10 @@ class BackendSpec:
     # How long a person may take to answer a permission prompt, in seconds.
     permission_timeout: float = 300.0
     env: dict[str, str] = field(default_factory=dict)
+    # How the process is started (bubblewrap, or unconfined with a filtered environment), and the
+    # agent's own directories under the state directory (its sandbox's home and /tmp).
+    sandbox: Sandbox = field(default_factory=Sandbox.off)
+    dirs: AgentDirs | None = None
 
 
 class AgentBackend(abc.ABC):
