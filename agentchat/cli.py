@@ -15,6 +15,7 @@ from typing import Any
 from agentchat import __version__
 from agentchat.config import Settings, dotenv_paths, export_agent_variables, load_settings
 from agentchat.errors import AgentChatError, ConfigError
+from agentchat.memory import return_big_blocks_to_the_system
 from agentchat.state_dir import prepare_state_dir, restrict_umask
 
 log = logging.getLogger("agentchat")
@@ -109,6 +110,7 @@ def run_service(settings: Settings, *, embedded: bool, user: str | None) -> int:
         # On a server of its own the domain is not ours alone: who may create agents must be said.
         settings.require_allowed_users()
     warnings = prepare_state_dir(settings.home)
+    return_big_blocks_to_the_system()
     setup_logging(settings.logging.level, settings.home / "agentchat.log")
     log.info("Agent Chat Service starting...")
     for warning in warnings:
