@@ -89,11 +89,14 @@ async def running_service(settings: Settings) -> AsyncIterator[Service]:
         await service.stop()
 
 
-async def create_agent(client: Any, manager_jid: str, repo: str = "api", task: str = "skip", timeout: float = 20) -> tuple[str, str]:
-    """Walk the manager's `new` dialogue as a user; returns (agent id, agent JID)."""
+async def create_agent(
+    client: Any, manager_jid: str, repo: str = "api", task: str = "skip", timeout: float = 20, kind: str = "1"
+) -> tuple[str, str]:
+    """Walk the manager's `new` dialogue as a user (``kind``: the type's number or name);
+    returns (agent id, agent JID)."""
     await client.send(manager_jid, "new")
     await client.expect("Which type?", from_=manager_jid)
-    await client.send(manager_jid, "1")
+    await client.send(manager_jid, kind)
     await client.expect("Which repository?", from_=manager_jid)
     await client.send(manager_jid, repo)
     await client.expect("first task", from_=manager_jid)
