@@ -35,11 +35,18 @@ def restrict_umask() -> None:
 
 def child_umask() -> int:
     """The umask for the agents' processes: the one the service was started with."""
-    if _started_umask is not None:
-        return _started_umask
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    return _started_umask if _started_umask is not None else current_umask()
+
+
+def current_umask() -> int:
+    """This process's umask, read without changing it (os.umask would, for every thread, for a moment)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def prepare_state_dir(home: Path) -> list[str]:
