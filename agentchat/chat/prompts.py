@@ -34,6 +34,8 @@ COMMAND_LINES = 40
 LINE_CHARS = 200
 JSON_CHARS = 600
 TITLE_CHARS = 120
+# A decision line may name two paths ("once only: “always” covers files under …, not …").
+RESOLVED_CHARS = 400
 
 
 def render_permission_prompt(
@@ -146,7 +148,7 @@ def render_prompt_timeout(request_id: str, tool_name: str) -> str:
 
 def render_prompt_resolved(request_id: str, decision_text: str) -> str:
     """``↪ #a1b2: allowed``: what became of a prompt, after it was answered here or elsewhere."""
-    return f"↪ #{request_id}: {first_line(decision_text, TITLE_CHARS)}"
+    return f"↪ #{request_id}: {first_line(decision_text, RESOLVED_CHARS)}"
 
 
 def _reply_hint(request_id: str, pending_count: int) -> str:
