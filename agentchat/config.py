@@ -303,11 +303,10 @@ def load_settings(
                     env.setdefault(key, value)
 
     for name, (section, field_name) in ENV_VARS.items():
-        if env.get(name) not in (None, ""):
-            value: Any = env[name]
-            if name in LIST_VARS:
-                value = [item for item in value.replace(",", " ").split() if item]
-            _set_path(data, section, field_name, value)
+        text = env.get(name)
+        if text:
+            setting: str | list[str] = text.replace(",", " ").split() if name in LIST_VARS else text
+            _set_path(data, section, field_name, setting)
     for dotted, value in (overrides or {}).items():
         *sections, field_name = dotted.split(".")
         _set_path(data, ".".join(sections), field_name, value)
