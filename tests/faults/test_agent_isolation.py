@@ -23,6 +23,7 @@ from agentchat.agents.backends.claude import locate_claude
 from agentchat.app import Service
 from agentchat.config import Settings
 from agentchat.errors import BackendError, ConfigError
+from tests.faults.support import wait_until
 from tests.harness.prosody import ProsodyServer
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.service import create_agent, make_repositories, running_service, service_settings
@@ -115,6 +116,11 @@ async def test_a_command_agent_sees_nothing_of_the_service_or_others(
         await alice.send(probe, probe_script(targets, token))
         output = (await alice.expect("READ own-repo", from_=probe, timeout=30)).body
         check_probe(output, targets, [*service_passwords_in_environment, token], settings)
+        # An agent's own directories go with it.
+        bob_id = targets["other-agent-home"].relative_to(settings.home / "agents").parts[0]
+        await bob.send(settings.manager_jid, f"kill {bob_id}")
+        await bob.expect("killed", from_=settings.manager_jid, timeout=20)
+        await wait_until(lambda: not (settings.home / "agents" / bob_id).exists(), 5, "the agent's directories removed")
 
 
 async def test_the_real_cli_through_an_approved_bash_sees_nothing_either(
@@ -144,6 +150,28 @@ async def test_the_real_cli_through_an_approved_bash_sees_nothing_either(
             content = result["content"]
             output = content if isinstance(content, str) else "\n".join(part.get("text", "") for part in content)
             check_probe(output, targets, [*service_passwords_in_environment, token], settings)
+
+
+async def test_a_login_of_the_service_user_reaches_claude_code_read_only(
+    prosody, user_client, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service_home = tmp_path_factory.mktemp("service-user-home")
+    (service_home / ".claude").mkdir()
+    (service_home / ".claude" / ".credentials.json").write_text('{"claudeAiOauth": {"accessToken": "login-token"}}')
+    (service_home / ".claude" / "history.jsonl").write_text("another agent's history\n")
+    monkeypatch.setenv("HOME", str(service_home))  # the service's user: this process
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    command = "cat ~/.claude/.credentials.json; echo x >> ~/.claude/.credentials.json || echo read-only; ls -a ~/.claude"
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        await alice.send(agent, "[[tool:Bash %s]]" % json.dumps({"command": command}))
+        await alice.expect("🔐 Permission #", from_=agent, timeout=20)
+        await alice.send(agent, "yes")
+        result = (await alice.expect("MOCK_TOOL_RESULT", from_=agent, timeout=20)).body
+    assert '"accessToken": "login-token"' in result and "read-only" in result, result
+    assert "history.jsonl" not in result  # only the credentials file, nothing else of ~/.claude
 
 
 async def test_without_network_the_agent_still_reaches_its_permission_prompt(prosody, user_client, tmp_path: Path) -> None:
