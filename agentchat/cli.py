@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import re
@@ -49,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     user_commands = user.add_subparsers(dest="user_command", required=True)
     add = user_commands.add_parser("add", help="create an account and print its password")
     add.add_argument("jid", help="user@domain, or just user")
-    add.add_argument("--password", help="choose the password (default: a random one)")
+    add.add_argument(
+        "--password",
+        help="choose the password: '-' asks for it (or reads a line from stdin), so that ps never shows it; "
+        "default: a random one",
+    )
     return parser
 
 
@@ -175,10 +180,19 @@ async def user_add(settings: Settings, jid: str, password: str | None) -> int:
         raise AgentChatError(
             f"no embedded Prosody under {params.run_dir}: run `agentchat start --embedded-prosody` once first"
         )
+    if password == "-":
+        password = await asyncio.to_thread(_read_password)
     password = password or secrets.token_urlsafe(12)
     await EmbeddedProsody(params, prosody_binary=settings.prosody.binary).register(username, domain, password)
     print(f"Created {username}@{domain}\npassword: {password}")
     return 0
+
+
+def _read_password() -> str:
+    """The password from the terminal (not echoed) or one line of stdin."""
+    if sys.stdin.isatty():
+        return getpass.getpass("Password: ")
+    return sys.stdin.readline().rstrip("\n")
 
 
 if __name__ == "__main__":

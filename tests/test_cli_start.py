@@ -155,6 +155,14 @@ async def test_user_add_prints_a_working_password(tmp_path: Path) -> None:
         assert result.returncode == 0, err.decode()
         password = re.search(r"password: (\S+)", out.decode()).group(1)
         assert "help" in await ask_manager_help("127.0.0.1", running.port, "bob@localhost", password)
+        # A password of one's own, given on stdin: no command line shows it.
+        chosen = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agentchat", "user", "add", "carol", "--password", "-",
+            env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await chosen.communicate(b"Carol's own 1\n")
+        assert chosen.returncode == 0, err.decode()
+        assert "help" in await ask_manager_help("127.0.0.1", running.port, "carol@localhost", "Carol's own 1")
     finally:
         await running.stop()
 

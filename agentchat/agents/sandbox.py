@@ -287,7 +287,7 @@ class Sandbox:
         command = list(argv)
         if not self.network and reach_url:
             command = self._relayed(command, reach_url, args)
-        args += ["--chdir", str(cwd), "--"]
+        args += ["--chdir", str(repo), "--"]  # the real path: a symlink to it does not exist inside
         env = {**env, "HOME": str(dirs.home), "TMPDIR": "/tmp", "USER": AGENT_USER, "LOGNAME": AGENT_USER}
         return args + command, env, fds
 
