@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 from agentchat.agents.environment import child_environment
 from agentchat.config import SandboxSettings
 from agentchat.errors import BackendError, ConfigError
+from agentchat.state_dir import child_umask
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class Bind:
 
 class Launch:
     """One process start: ``private_file()`` first, then ``await prepare()``, spawn with ``argv``,
-    ``env``, ``cwd`` and ``pass_fds``, ``spawned()`` right after, ``await release()`` once it ended."""
+    ``env``, ``cwd``, ``pass_fds`` and ``umask``, ``spawned()`` right after, ``await release()`` once it ended."""
 
     def __init__(self, sandbox: Sandbox, dirs: AgentDirs | None) -> None:
         self._sandbox = sandbox
@@ -119,6 +120,12 @@ class Launch:
     @property
     def sandboxed(self) -> bool:
         return self._sandbox.enabled
+
+    @property
+    def umask(self) -> int:
+        """For the process: the umask the service was started with, not its own 077 (files an agent
+        writes in a repository look as the owner expects)."""
+        return child_umask()
 
     def private_file(self, name: str, content: bytes) -> Path:
         """Where the process will find a file only it may read (call before prepare)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from agentchat import state_dir
 from agentchat.agents.sandbox import AgentDirs, Bind, Launch, Sandbox, open_sandbox
 from agentchat.config import SandboxSettings
 from agentchat.errors import BackendError, ConfigError
@@ -36,7 +37,7 @@ async def sandbox(places: dict[str, Path]) -> Sandbox:
 async def run(launch: Launch, argv: list[str], cwd: Path, binds: tuple[Bind, ...] = ()) -> tuple[int | None, str]:
     await launch.prepare(argv, env={"PATH": "/usr/bin:/bin"}, cwd=cwd, binds=binds)
     process = await asyncio.create_subprocess_exec(
-        *launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
+        *launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds, umask=launch.umask,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     launch.spawned()
@@ -110,3 +111,16 @@ async def test_unconfined_private_files_are_0600_in_the_agent_directory_until_re
     assert launch.argv == ["true"] and not launch.sandboxed
     await launch.release()
     assert not path.exists()
+
+
+async def test_the_agent_gets_the_umask_the_service_was_started_with(
+    sandbox: Sandbox, places: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state_dir, "_started_umask", 0o022)
+    previous = os.umask(state_dir.SERVICE_UMASK)  # as `agentchat start` runs
+    try:
+        code, out = await run(sandbox.launch(AgentDirs.of(places["state"], "a")), ["sh", "-c", "umask; echo x > new.txt"], places["repo"])
+    finally:
+        os.umask(previous)
+    assert (code, out) == (0, "0022\n")
+    assert stat.S_IMODE((places["repo"] / "new.txt").stat().st_mode) == 0o644

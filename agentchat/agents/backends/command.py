@@ -200,6 +200,7 @@ class CommandBackend(AgentBackend):
                 cwd=launch.cwd,
                 env=launch.env,
                 pass_fds=launch.pass_fds,
+                umask=launch.umask,
                 start_new_session=True,
             )
         except (OSError, BackendError) as exc:

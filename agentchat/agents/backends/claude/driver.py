@@ -254,6 +254,7 @@ class ClaudeCodeBackend(AgentBackend):
                 cwd=launch.cwd,
                 env=launch.env,
                 pass_fds=launch.pass_fds,
+                umask=launch.umask,
                 start_new_session=True,
             )
         except OSError as exc:
