@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             return config_check(settings)
         if args.command == "user":
             return asyncio.run(user_add(settings, args.jid, args.password))
-        return run_service(settings, embedded=args.embedded_prosody, user=args.user)
+        return run_service(settings, embedded=args.embedded_prosody, user=args.user, env_files=dotenv)
     except ConfigError as exc:
         print(f"agentchat: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -107,7 +107,7 @@ def config_check(settings: Settings) -> int:
     return 0
 
 
-def run_service(settings: Settings, *, embedded: bool, user: str | None) -> int:
+def run_service(settings: Settings, *, embedded: bool, user: str | None, env_files: list[Path] | None = None) -> int:
     from agentchat.logs import setup_logging
 
     if not embedded:
@@ -121,7 +121,8 @@ def run_service(settings: Settings, *, embedded: bool, user: str | None) -> int:
     for warning in warnings:
         log.warning("%s", warning)
     ignored = Path.cwd() / ".env"
-    if ignored.is_file() and ignored.resolve() != (settings.home / ".env").resolve():
+    read = {path.resolve() for path in env_files or [settings.home / ".env"]}
+    if ignored.is_file() and ignored.resolve() not in read:
         log.warning("ignoring %s: only $AGENTCHAT_HOME/.env or --env-file FILE are read", ignored)
     asyncio.run(_serve(settings, embedded=embedded, user=user))
     return 0

@@ -259,9 +259,27 @@ class Sandbox:
         files: dict[Path, bytes],
         reach_url: str | None,
     ) -> tuple[list[str], dict[str, str], list[int]]:
+        fds: list[int] = []
+        try:
+            return self._arguments(argv, env, cwd, dirs, binds, files, reach_url, fds)
+        except BaseException:
+            for descriptor in fds:
+                os.close(descriptor)
+            raise
+
+    def _arguments(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        dirs: AgentDirs,
+        binds: list[Bind],
+        files: dict[Path, bytes],
+        reach_url: str | None,
+        fds: list[int],
+    ) -> tuple[list[str], dict[str, str], list[int]]:
         assert self.bwrap is not None
         system = self._system_view()
-        fds: list[int] = []
 
         def data(content: bytes) -> str:
             descriptor = _memory_file(content)
@@ -312,7 +330,7 @@ class Sandbox:
         self._check_bind(prefix)
         socket_inside = PRIVATE_DIR / "mcp.sock"
         relay_inside = PRIVATE_DIR / "relay.py"
-        if not any(str(prefix).startswith(tree) for tree in SYSTEM_TREES):
+        if not any(prefix.is_relative_to(tree) for tree in SYSTEM_TREES):
             args += ["--ro-bind", str(prefix), str(prefix)]
         args += ["--ro-bind", str(RELAY_SCRIPT), str(relay_inside), "--ro-bind", str(self.mcp_socket), str(socket_inside)]
         host = "::1" if parts.hostname == "::1" else "127.0.0.1"

@@ -277,7 +277,8 @@ class PermissionRegistry:
         agent = self._agents.get(agent_id)
         if agent is None:
             raise PermissionPromptError(f"unknown agent {agent_id!r}")
-        path = await asyncio.to_thread(target_path, tool_name, tool_input, agent.repository)
+        # Resolving symlinks touches the file system: off the loop, and only for file tools.
+        path = await asyncio.to_thread(target_path, tool_name, tool_input, agent.repository) if tool_name in FILE_TOOLS else None
         # Decided without asking anyone: shutting down, covered by an "always" rule, or too many waiting.
         immediate: Decision | None = None
         if self._closing:
