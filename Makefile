@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PIP_FLAGS ?= --disable-pip-version-check
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := prosody python3-venv shellcheck openssl
+APT_PACKAGES := prosody python3-venv shellcheck openssl bubblewrap
 
 # The oldest Claude Code of the tested range (pyproject.toml pins claude-agent-sdk, whose wheel bundles the
 # CLI): the real-CLI tests run against it and against the newest, which the install brings.
@@ -19,13 +19,15 @@ ENGINES_STAMP := $(ENGINES_PREFIX)/.installed-$(shell echo '$(ENGINE_PACKAGES)' 
 
 install: system-packages $(VENV)/.installed
 
-# Debian/Ubuntu packages: Prosody (the embedded and test server), venv, shellcheck (lint tests).
+# Debian/Ubuntu packages: Prosody (the embedded and test server), venv, shellcheck (lint tests),
+# bubblewrap (the sandbox each agent runs in).
 system-packages:
 	@missing=""; \
 	command -v prosody >/dev/null || missing="$$missing prosody"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

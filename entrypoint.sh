@@ -350,10 +350,12 @@ write_prosody_config() {
 		die "could not write the Prosody config (see above)"
 }
 
-# prosodyctl register creates the account or overwrites its password: safe on every start.
+# prosodyctl register creates the account or overwrites its password: safe on every start. The
+# password goes to its prompt on stdin (asked twice), never on its command line, where ps shows it.
 register_account() {
 	local user=$1 password=$2 output
-	if ! output=$("$PROSODYCTL_BIN" --config "$PROSODY_CONFIG" register "$user" "$XMPP_DOMAIN" "$password" </dev/null 2>&1); then
+	if ! output=$(printf '%s\n%s\n' "$password" "$password" |
+		"$PROSODYCTL_BIN" --config "$PROSODY_CONFIG" register "$user" "$XMPP_DOMAIN" 2>&1); then
 		die "prosodyctl register $user@$XMPP_DOMAIN failed: ${output//"$password"/********}"
 	fi
 }
@@ -385,7 +387,7 @@ except ProsodyError as exc:
 start_service() {
 	local unset_args=() var
 	for var in "${consumed_vars[@]}"; do unset_args+=(-u "$var"); done
-	# From the state dir: the service also reads ./.env, which must not be some repository's.
+	# From the state dir: a current directory that is some repository's has no business here.
 	(cd "$AGENTCHAT_HOME" && exec env "${unset_args[@]}" "${stop_with_us[@]}" setsid \
 		"$AGENTCHAT_BIN" --config "$AGENTCHAT_CONFIG" start "$@" </dev/null) &
 	service_pid=$!

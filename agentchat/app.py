@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 import logging
 import os
 import re
+import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 from agentchat.agents.agent import Agent
 from agentchat.agents.backends.base import BackendSpec
 from agentchat.agents.backends.factory import available_backends, create_backend
+from agentchat.agents.sandbox import AgentDirs, Sandbox, open_sandbox
 from agentchat.agents.supervisor import AGENT_ID_ENV, AgentSupervisor
 from agentchat.config import Settings
 from agentchat.logs import register_secret
@@ -32,9 +36,11 @@ from agentchat.provisioning.adhoc import AdhocProvisioner
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import Provisioner
 from agentchat.provisioning.contacts import introduce
+from agentchat.server.embedded import SECRETS_FILE
 from agentchat.server.prosody_config import ServiceJids, Tombstones, tombstones_path
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
+from agentchat.tasks import TaskGroup
 from agentchat.xmpp.session import XmppSession
 
 log = logging.getLogger("agentchat")
@@ -63,7 +69,11 @@ class Service:
         self.permissions = PermissionRegistry(
             settings.mcp.permission_timeout / 1000, AuditLog(settings.home / "audit.jsonl", engine_of=self._engine_of)
         )
+        # Agents without network reach the MCP endpoint through this socket (see agents/sandbox.py).
+        self._mcp_socket_dir: Path | None = None
         self.mcp = PermissionMcpServer(self.permissions, host=settings.mcp.host, port=settings.mcp.port)
+        self.sandbox = Sandbox.off()
+        self._housekeeping = TaskGroup("service")
         self.service_jids = (
             ServiceJids(settings.prosody.service_jids_file) if settings.prosody.service_jids_file else None
         )
@@ -81,6 +91,7 @@ class Service:
     async def start(self) -> None:
         settings = self.settings
         log.info("Configuration loaded")
+        await self._open_sandbox()
         await self.store.open()
         log.info("State loaded")
         self.supervisor = AgentSupervisor(
@@ -160,6 +171,10 @@ class Service:
         if self.manager is not None:
             await self.manager.stop()
         await self.mcp.stop()
+        await self._housekeeping.cancel_all()
+        if self._mcp_socket_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, self._mcp_socket_dir, True)
+            self._mcp_socket_dir = None
         if self.provisioner is not None:
             await self.provisioner.close()
         await self.store.close()
@@ -197,6 +212,48 @@ class Service:
                     loop.remove_signal_handler(sig)
 
     # wiring
+
+    async def _open_sandbox(self) -> None:
+        """Agents' processes run in bubblewrap where it works; the start-up log says which and why."""
+        settings = self.settings
+        sandbox_settings = settings.agents.sandbox
+        forbidden = await asyncio.to_thread(self._service_secrets)
+        socket_path: Path | None = None
+        if not sandbox_settings.network and sandbox_settings.enabled is not False:
+            # Short and private: a Unix socket path may not exceed 107 bytes.
+            self._mcp_socket_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentchat-mcp-"))
+            socket_path = self._mcp_socket_dir / "mcp.sock"
+        self.sandbox = await open_sandbox(
+            sandbox_settings,
+            state_dir=settings.home,
+            protected=(settings.work.base_path, Path.home()),
+            forbidden_values=forbidden,
+            mcp_socket=socket_path,
+        )
+        if self.sandbox.enabled:
+            log.info("%s", self.sandbox.summary())
+            self.mcp.unix_socket = socket_path
+        else:
+            log.warning("%s", self.sandbox.summary())
+            if not sandbox_settings.network:
+                log.warning("agents.sandbox.network is false, but without the sandbox agents keep the network")
+
+    def _service_secrets(self) -> frozenset[str]:
+        """Every password the service knows, for no child environment to carry (blocking)."""
+        settings = self.settings
+        found = {secret.get_secret_value() for secret in (settings.xmpp.admin_password, settings.manager.password) if secret}
+        try:
+            stored = json.loads((settings.home / SECRETS_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            stored = {}
+        pending = [stored]
+        while pending:
+            value = pending.pop()
+            if isinstance(value, dict):
+                pending.extend(value.values())
+            elif isinstance(value, str) and value:
+                found.add(value)
+        return frozenset(found)
 
     def _make_provisioner(self) -> Provisioner:
         settings = self.settings
@@ -240,7 +297,9 @@ class Service:
             rooms=session.rooms,
         )
         session.attach(bot.deliver)
-        token = self.permissions.register_agent(agent.id, agent.owner, bot)
+        token = self.permissions.register_agent(
+            agent.id, agent.owner, bot, repository=agent.repo_path(), session=lambda: agent.record.session_id
+        )
         register_secret(token)
         self._tokens[agent.id] = token
         return bot
@@ -254,6 +313,9 @@ class Service:
         if self.rooms is not None:
             self.rooms.agent_left(agent_id)
         self.permissions.unregister_agent(agent_id, "the agent was killed")
+        # Its home and scratch directories go with it.
+        directory = AgentDirs.of(self.settings.home, agent_id).root
+        self._housekeeping.spawn(asyncio.to_thread(shutil.rmtree, directory, True), f"remove {directory}")
 
     def _backend_spec(self, record: AgentRecord) -> BackendSpec:
         return BackendSpec(
@@ -268,6 +330,8 @@ class Service:
             env={AGENT_ID_ENV: record.id},
             permissions=_AgentPermissions(self.permissions, record.id),
             state_dir=self.settings.home / "agents" / record.id,
+            sandbox=self.sandbox,
+            dirs=AgentDirs.of(self.settings.home, record.id),
         )
 
 

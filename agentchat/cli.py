@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import re
@@ -13,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from agentchat import __version__
-from agentchat.config import Settings, load_settings
+from agentchat.config import Settings, dotenv_paths, export_agent_variables, load_settings
 from agentchat.errors import AgentChatError, ConfigError
+from agentchat.memory import return_big_blocks_to_the_system
+from agentchat.state_dir import prepare_state_dir, restrict_umask
 
 log = logging.getLogger("agentchat")
 
@@ -25,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentchat", description="Coding agents in your XMPP client.")
     parser.add_argument("--version", action="version", version=f"agentchat {__version__}")
     parser.add_argument("--config", type=Path, help="config file (default: $AGENTCHAT_HOME/config.json)")
+    parser.add_argument(
+        "--env-file", type=Path, help="a .env file to read (default: $AGENTCHAT_HOME/.env only, never ./.env)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     start = commands.add_parser("start", help="run the service")
@@ -48,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     user_commands = user.add_subparsers(dest="user_command", required=True)
     add = user_commands.add_parser("add", help="create an account and print its password")
     add.add_argument("jid", help="user@domain, or just user")
-    add.add_argument("--password", help="choose the password (default: a random one)")
+    add.add_argument(
+        "--password",
+        help="choose the password: '-' asks for it (or reads a line from stdin), so that ps never shows it; "
+        "default: a random one",
+    )
     return parser
 
 
@@ -67,13 +77,17 @@ def flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Everything agentchat creates (state, logs, secrets, Prosody's data) is private from the start.
+    restrict_umask()
     try:
-        settings = load_settings(args.config, flag_overrides(args))
+        dotenv = dotenv_paths(args.env_file)
+        settings = load_settings(args.config, flag_overrides(args), dotenv_files=dotenv)
+        export_agent_variables(dotenv)
         if args.command == "config":
             return config_check(settings)
         if args.command == "user":
             return asyncio.run(user_add(settings, args.jid, args.password))
-        return run_service(settings, embedded=args.embedded_prosody, user=args.user)
+        return run_service(settings, embedded=args.embedded_prosody, user=args.user, env_files=dotenv)
     except ConfigError as exc:
         print(f"agentchat: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -92,16 +106,30 @@ def config_check(settings: Settings) -> int:
         settings.require_secrets()
     except ConfigError as exc:
         print(f"agentchat: warning: {exc} (fine with --embedded-prosody, which generates it)", file=sys.stderr)
+    try:
+        settings.require_allowed_users()
+    except ConfigError as exc:
+        print(f"agentchat: warning: {exc} (fine with --embedded-prosody)", file=sys.stderr)
     return 0
 
 
-def run_service(settings: Settings, *, embedded: bool, user: str | None) -> int:
+def run_service(settings: Settings, *, embedded: bool, user: str | None, env_files: list[Path] | None = None) -> int:
     from agentchat.logs import setup_logging
 
     if not embedded:
         settings.require_secrets()
+        # On a server of its own the domain is not ours alone: who may create agents must be said.
+        settings.require_allowed_users()
+    warnings = prepare_state_dir(settings.home)
+    return_big_blocks_to_the_system()
     setup_logging(settings.logging.level, settings.home / "agentchat.log")
     log.info("Agent Chat Service starting...")
+    for warning in warnings:
+        log.warning("%s", warning)
+    ignored = Path.cwd() / ".env"
+    read = {path.resolve() for path in env_files or [settings.home / ".env"]}
+    if ignored.is_file() and ignored.resolve() not in read:
+        log.warning("ignoring %s: only $AGENTCHAT_HOME/.env or --env-file FILE are read", ignored)
     asyncio.run(_serve(settings, embedded=embedded, user=user))
     return 0
 
@@ -156,6 +184,8 @@ async def user_add(settings: Settings, jid: str, password: str | None) -> int:
         raise ConfigError(f"the embedded server serves {settings.xmpp.domain}, not {domain}")
     if username in (settings.manager.username, settings.xmpp.admin_username):
         raise ConfigError(f"{username} is a service account; choose another name")
+    if password == "-":
+        password = await asyncio.to_thread(_read_password)
     password = password or secrets.token_urlsafe(12)
     not_in_roster = await add_user(settings, username, password)
     print(f"Created {username}@{domain}\npassword: {password}")
@@ -165,6 +195,13 @@ async def user_add(settings: Settings, jid: str, password: str | None) -> int:
         print(f"{settings.manager_jid} is not in its contacts yet: {not_in_roster}; run this command again "
               "while `agentchat start --embedded-prosody` runs, or add the manager by hand")
     return 0
+
+
+def _read_password() -> str:
+    """The password from the terminal (not echoed) or one line of stdin."""
+    if sys.stdin.isatty():
+        return getpass.getpass("Password: ")
+    return sys.stdin.readline().rstrip("\n")
 
 
 if __name__ == "__main__":

@@ -139,6 +139,27 @@ class OpencodeSettings(EngineSettings):
     provider: str = "anthropic"
 
 
+class SandboxSettings(Section):
+    """The bubblewrap sandbox every agent's process runs in (agentchat.agents.sandbox)."""
+
+    # None: on where bubblewrap works, off with a warning elsewhere; true: refuse to start without it.
+    enabled: bool | None = None
+    network: bool = True
+    # More of the machine for every agent to see: read-only, or read-write (at the same paths).
+    read_only: list[Path] = Field(default_factory=list)
+    read_write: list[Path] = Field(default_factory=list)
+    binary: str = "bwrap"
+
+    @field_validator("read_only", "read_write")
+    @classmethod
+    def _absolute(cls, paths: list[Path]) -> list[Path]:
+        expanded = [path.expanduser() for path in paths]
+        for path in expanded:
+            if not path.is_absolute():
+                raise ValueError(f"{str(path)!r} is not an absolute path")
+        return expanded
+
+
 class AgentSettings(Section):
     max_concurrent: int = Field(5, ge=1)
     idle_timeout: int = Field(3_600_000, gt=0, description="milliseconds")
@@ -147,6 +168,7 @@ class AgentSettings(Section):
     gemini: EngineSettings = Field(default_factory=EngineSettings)
     opencode: OpencodeSettings = Field(default_factory=OpencodeSettings)
     command_backends: dict[str, CommandBackendSettings] = Field(default_factory=dict)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
 
     def engine_envs(self) -> list[dict[str, str]]:
         """The extra environments of every configured CLI (their values may be credentials)."""
@@ -223,6 +245,15 @@ class Settings(Section):
     def admin_rest_url(self) -> str:
         return self.provisioning.admin_rest_url or f"http://127.0.0.1:{self.prosody.http_port}/admin_rest"
 
+    def require_allowed_users(self) -> None:
+        """Raise ConfigError unless manager.allowedUsers is set (needed on a server shared with others)."""
+        if not self.manager.allowed_users:
+            raise ConfigError(
+                "manager.allowedUsers is not set: say who may use the manager, e.g. "
+                '"manager": {"allowedUsers": ["alice@example.org", "*@example.org"]} in the config file, '
+                "or MANAGER_ALLOWED_USERS=alice@example.org,bob@example.org"
+            )
+
     def require_secrets(self) -> None:
         """Raise ConfigError naming the first missing secret and how to set it."""
         for section, field_name, env_name in _SECRETS:
@@ -258,6 +289,7 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "XMPP_ADMIN_PASSWORD": ("xmpp", "admin_password"),
     "MANAGER_USERNAME": ("manager", "username"),
     "MANAGER_PASSWORD": ("manager", "password"),
+    "MANAGER_ALLOWED_USERS": ("manager", "allowed_users"),
     "MCP_PORT": ("mcp", "port"),
     "MCP_PERMISSION_TIMEOUT": ("mcp", "permission_timeout"),
     "WORK_BASE_PATH": ("work", "base_path"),
@@ -281,6 +313,36 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+# Variables holding a list: items separated by commas or spaces.
+LIST_VARS = frozenset({"MANAGER_ALLOWED_USERS"})
+
+
+def dotenv_paths(explicit: Path | None = None, environ: dict[str, str] | None = None) -> list[Path]:
+    """The .env files read: an explicit one (--env-file, which must exist), else the state directory's.
+
+    Never ./.env: whoever can write the current directory (an agent, in a checkout) must not
+    configure the next start (CLAUDE_PATH, passwords).
+    """
+    if explicit is not None:
+        path = explicit.expanduser()
+        if not path.is_file():
+            raise ConfigError(f"--env-file {path} does not exist")
+        return [path]
+    return [state_home(environ) / ".env"]
+
+
+def export_agent_variables(files: list[Path]) -> None:
+    """Variables of those .env files that agents' processes may get (ANTHROPIC_API_KEY…) go into our
+    environment, where the real environment does not set them; the rest only configure the service."""
+    from agentchat.agents.environment import allowed
+
+    for path in files:
+        if path.is_file():
+            for key, value in dotenv_values(path).items():
+                if value is not None and allowed(key):
+                    os.environ.setdefault(key, value)
 
 
 def _env_name(section: str, field_name: str) -> str | None:
@@ -331,15 +393,17 @@ def load_settings(
         raise ConfigError(f"config file {path} does not exist")
 
     # .env fills in what the real environment does not set (environment wins).
-    for dotenv_path in dotenv_files if dotenv_files is not None else [Path.cwd() / ".env", home / ".env"]:
+    for dotenv_path in dotenv_files if dotenv_files is not None else [home / ".env"]:
         if dotenv_path.is_file():
             for key, value in dotenv_values(dotenv_path).items():
                 if value is not None:
                     env.setdefault(key, value)
 
     for name, (section, field_name) in ENV_VARS.items():
-        if env.get(name) not in (None, ""):
-            _set_path(data, section, field_name, env[name])
+        text = env.get(name)
+        if text:
+            setting: str | list[str] = text.replace(",", " ").split() if name in LIST_VARS else text
+            _set_path(data, section, field_name, setting)
     for dotted, value in (overrides or {}).items():
         *sections, field_name = dotted.split(".")
         _set_path(data, ".".join(sections), field_name, value)

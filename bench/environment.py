@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import sys
@@ -43,7 +44,9 @@ class BenchEnv:
         prosody = ProsodyServer.create(run_dir=root / "prosody")
         prosody.start_blocking()
         work = make_repositories(root / "work", ("api", "web"))
-        return cls(prosody=prosody, root=root, backend=write_launcher(root), work=work)
+        # The interpreter itself, not the virtualenv's link to it: the agents' sandbox shows the one.
+        backend = write_launcher(root, python=os.path.realpath(sys.executable))
+        return cls(prosody=prosody, root=root, backend=backend, work=work)
 
     def close(self) -> None:
         self.prosody.cleanup()
@@ -102,6 +105,9 @@ class BenchEnv:
                 "maxConcurrent": max_concurrent,
                 "idleTimeout": idle_timeout_ms,
                 "claude": {"path": str(self.backend), "env": {"HOME": str(home / "claude-home")}},
+                # As in production, agents run sandboxed: they must see the echo backend (which uses
+                # the fake CLI's MCP client) and Python.
+                "sandbox": {"readOnly": [str(ROOT / "bench"), str(ROOT / "tests" / "support"), os.path.realpath(sys.base_prefix)]},
             },
             "provisioning": {"method": "admin_rest", "adminRestUrl": prosody.admin_rest_url},
             "prosody": {"serviceJidsFile": str(prosody.service_jids.path)},

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import sys
+import threading
 from pathlib import Path
 
+from agentchat.config import ENV_VARS
 from tests.harness.clients import UserClient
 from tests.support.embedded_process import service_env, start_embedded
 
@@ -136,5 +140,93 @@ async def test_user_add_prints_a_working_password_and_the_manager_is_a_contact(t
             assert "Commands" in (await bob.expect("Commands")).body
         finally:
             await bob.disconnect()
+        # A password of one's own, given on stdin: no command line shows it.
+        chosen = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "agentchat", "user", "add", "carol", "--password", "-",
+            env=service_env(tmp_path, XMPP_PORT=str(running.port)),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out_carol, err = await chosen.communicate(b"Carol's own 1\n")
+        assert chosen.returncode == 0, err.decode()
+        assert "help" in await ask_manager_help("127.0.0.1", running.port, "carol@localhost", "Carol's own 1", home=tmp_path)
     finally:
         await running.stop()
+
+
+class CommandLines:
+    """Every command line on the machine, polled from /proc while it runs (what `ps` would show)."""
+
+    def __init__(self) -> None:
+        self.seen: set[bytes] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> CommandLines:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            for path in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    self.seen.add(path.read_bytes())
+                except OSError:
+                    pass
+
+    def holding(self, secret: str) -> list[str]:
+        return [line.replace(b"\0", b" ").decode(errors="replace") for line in self.seen if secret.encode() in line]
+
+
+def modes(home: Path) -> dict[str, str]:
+    """The mode of the state directory and of everything agentchat made in it (Prosody's own data aside)."""
+    paths = [home, *home.glob("*"), home / "prosody", home / "prosody" / "prosody.cfg.lua"]
+    return {str(path.relative_to(home)): oct(path.stat().st_mode & 0o777) for path in paths if path.exists()}
+
+
+async def test_a_fresh_start_is_private_reads_no_dot_env_from_here_and_shows_no_password(tmp_path: Path) -> None:
+    home = tmp_path / "state"  # does not exist yet: the first start makes it
+    checkout = tmp_path / "checkout"  # a directory an agent could write, with a .env planted in it
+    checkout.mkdir()
+    (checkout / ".env").write_text("XMPP_DOMAIN=evil.test\nCLAUDE_PATH=/tmp/evil-claude\n")
+    with CommandLines() as command_lines:
+        running = await start_embedded(home, work=tmp_path / "work", cwd=checkout)
+    try:
+        jid, _ = running.login()
+        assert jid == "alice@localhost", "the .env of the current directory was read"
+        output = "".join(running.output)
+        assert f"ignoring {checkout / '.env'}" in output, output
+        stored = json.loads((home / "secrets.json").read_text())
+        for secret in (stored["admin_password"], stored["manager_password"], *stored["users"].values()):
+            assert command_lines.holding(secret) == [], "a password was on a command line"
+        assert any(b"prosodyctl" in line for line in command_lines.seen), "the poller must have seen prosodyctl run"
+        found = modes(home)
+        assert found["."] == "0o700", found
+        loose = {path: mode for path, mode in found.items() if path != "." and mode not in ("0o600", "0o700")}
+        assert loose == {}, found
+    finally:
+        assert await running.stop() == 0
+    # Loosened later: the next start says so, and how to fix it.
+    home.chmod(0o755)
+    again = await start_embedded(home, work=tmp_path / "work", cwd=checkout)
+    try:
+        assert f"{home} is readable by other local users (mode 755)" in "".join(again.output)
+        assert f"chmod 700 {home}" in "".join(again.output)
+    finally:
+        assert await again.stop() == 0
+
+
+async def test_start_on_a_shared_server_needs_manager_allowed_users(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(AGENTCHAT_HOME=str(tmp_path), XMPP_ADMIN_PASSWORD="a-long-admin-secret", MANAGER_PASSWORD="a-long-manager-secret")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agentchat", "start", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 2
+    message = err.decode()
+    assert "manager.allowedUsers is not set" in message and '"allowedUsers": ["alice@example.org"' in message, message
+    assert "MANAGER_ALLOWED_USERS=" in message

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentchat.config import ENV_VARS, load_settings
+from agentchat.config import ENV_VARS, dotenv_paths, export_agent_variables, load_settings
 from agentchat.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +46,39 @@ def test_precedence_file_then_dotenv_then_environment_then_flags(tmp_path: Path)
     assert flagged.xmpp.port == 4444  # flags beat everything
 
 
+def test_dot_env_comes_from_the_state_directory_or_env_file_never_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, checkout = tmp_path / "state", tmp_path / "checkout"
+    home.mkdir()
+    checkout.mkdir()
+    (checkout / ".env").write_text("CLAUDE_PATH=/tmp/evil-claude\nXMPP_DOMAIN=evil.test\n", encoding="utf-8")
+    (home / ".env").write_text("XMPP_DOMAIN=home.test\n", encoding="utf-8")
+    monkeypatch.chdir(checkout)
+    environ = {"AGENTCHAT_HOME": str(home)}
+    settings = load_settings(environ=environ)
+    assert settings.xmpp.domain == "home.test" and settings.agents.claude.path is None
+    assert dotenv_paths(environ=environ) == [home / ".env"]
+    explicit = tmp_path / "chosen.env"
+    explicit.write_text("XMPP_DOMAIN=chosen.test\n", encoding="utf-8")
+    assert load_settings(environ=environ, dotenv_files=dotenv_paths(explicit, environ)).xmpp.domain == "chosen.test"
+    with pytest.raises(ConfigError, match="--env-file .* does not exist"):
+        dotenv_paths(tmp_path / "missing.env", environ)
+
+
+def test_agent_variables_of_dot_env_reach_the_environment_and_service_ones_do_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("ANTHROPIC_API_KEY=sk-from-dotenv\nXMPP_ADMIN_PASSWORD=not-for-agents\n", encoding="utf-8")
+    for name in ("ANTHROPIC_API_KEY", "XMPP_ADMIN_PASSWORD"):
+        monkeypatch.setenv(name, "")  # recorded, so the teardown restores the real state
+        monkeypatch.delenv(name)
+    export_agent_variables([dotenv])
+    assert os.environ["ANTHROPIC_API_KEY"] == "sk-from-dotenv"
+    assert "XMPP_ADMIN_PASSWORD" not in os.environ
+
+
 def test_every_documented_environment_variable_is_read(tmp_path: Path) -> None:
     environ = {
         "AGENTCHAT_HOME": str(tmp_path),
@@ -62,8 +95,10 @@ def test_every_documented_environment_variable_is_read(tmp_path: Path) -> None:
         "AGENTS_MAX_CONCURRENT": "7",
         "AGENTS_IDLE_TIMEOUT": "5000",
         "CLAUDE_PATH": "/opt/claude",
+        "MANAGER_ALLOWED_USERS": "alice@chat.test, *@team.chat.test bob@chat.test",
     }
     s = load_settings(environ=environ, dotenv_files=[])
+    assert s.manager.allowed_users == ["alice@chat.test", "*@team.chat.test", "bob@chat.test"]
     assert (s.xmpp.host, s.xmpp.port, s.xmpp.domain, s.xmpp.admin_username) == ("127.0.0.2", 5300, "chat.test", "root2")
     assert s.xmpp.admin_password is not None and s.xmpp.admin_password.get_secret_value() == "admin-secret"
     assert s.manager.username == "boss" and s.manager_jid == "boss@chat.test"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agentchat.chat.events import compact_json, display_path, first_line, truncate
+from agentchat.chat.invisible import Revealer, reveal
 from agentchat.chat.splitting import utf8_size
 from agentchat.chat.styling import code_block, markdown_to_styling
 from agentchat.permissions.requests import PermissionRequest, PromptKind
@@ -33,6 +34,8 @@ COMMAND_LINES = 40
 LINE_CHARS = 200
 JSON_CHARS = 600
 TITLE_CHARS = 120
+# A decision line may name two paths ("once only: “always” covers files under …, not …").
+RESOLVED_CHARS = 400
 
 
 def render_permission_prompt(
@@ -42,30 +45,40 @@ def render_permission_prompt(
     cwd: Path | None,
     pending_count: int,
 ) -> str:
-    """The prompt for one tool call: what it is, what it touches, how to answer."""
-    path = display_path(first_line(_text(input.get("file_path")), TITLE_CHARS), cwd)
+    """The prompt for one tool call: what it is, what it touches, how to answer.
+
+    Characters that do not show as what they are (bidi controls, zero-width spaces, a carriage
+    return…) are revealed as ``⟨U+202E⟩`` everywhere, and a line after the title says so: what the
+    owner approves must be what runs.
+    """
+    shown = Revealer()
+    path = display_path(first_line(shown(_text(input.get("file_path"))), TITLE_CHARS), cwd)
     if tool_name == "Edit":
         everywhere = " (every occurrence)" if input.get("replace_all") is True else ""
         title = f"Edit {path}{everywhere}"
         if isinstance(input.get("diff"), str) and "old_string" not in input:
-            body = _unified_diff_block(input["diff"])  # engines that send a ready-made diff (Codex)
+            body = _unified_diff_block(shown(input["diff"]))  # engines that send a ready-made diff (Codex)
         else:
-            body = _diff_block([(_text(input.get("old_string")), _text(input.get("new_string")))])
+            body = _diff_block([(shown(_text(input.get("old_string"))), shown(_text(input.get("new_string"))))])
     elif tool_name == "MultiEdit":
-        edits = _edits(input.get("edits"))
+        edits = [(shown(old), shown(new)) for old, new in _edits(input.get("edits"))]
         title = f"MultiEdit {path} ({len(edits)} edit{'' if len(edits) == 1 else 's'})"
         body = _diff_block(edits)
     elif tool_name == "Write":
         title = f"Write {path}"
-        body = _write_preview(_text(input.get("content")))
+        body = _write_preview(_text(input.get("content")), shown)
     elif tool_name == "Bash":
-        description = first_line(_text(input.get("description")), TITLE_CHARS)
+        description = first_line(shown(_text(input.get("description"))), TITLE_CHARS)
         title = f"Bash: {description}" if description else "Bash"
-        body = _preview_block(_text(input.get("command")), COMMAND_LINES)
+        body = _preview_block(shown(_text(input.get("command"))), COMMAND_LINES)
     else:
-        title = tool_name
-        body = [code_block(compact_json(dict(input), JSON_CHARS))] if input else []
-    lines = [f"🔐 Permission #{request_id} — {title.strip()}", *body, _reply_hint(request_id, pending_count)]
+        title = shown(tool_name)
+        body = [code_block(shown(compact_json(dict(input), JSON_CHARS)))] if input else []
+    lines = [f"🔐 Permission #{request_id} — {title.strip()}"]
+    if shown.found:
+        what = "command" if tool_name == "Bash" else "request"
+        lines.append(f"⚠️ This {what} contains invisible or direction-changing characters, shown as ⟨U+…⟩.")
+    lines += [*body, _reply_hint(request_id, pending_count)]
     return "\n".join(lines)
 
 
@@ -114,7 +127,7 @@ def render_question_prompt(
         # The reply parser (agentchat.permissions.replies) reads one answer per question, split by ";".
         hint += ', one per question separated by ";" (e.g. 1; 2)'
     lines.append(hint + _several_pending(request_id, pending_count, "1"))
-    return "\n".join(lines)
+    return _with_hidden_revealed(lines, "questions")
 
 
 def render_plan_prompt(request_id: str, plan: str, *, pending_count: int = 1) -> str:
@@ -122,7 +135,14 @@ def render_plan_prompt(request_id: str, plan: str, *, pending_count: int = 1) ->
     styled = markdown_to_styling(plan.strip())
     hint = "Reply: approve / reject, or reject <what to change>"
     hint += _several_pending(request_id, pending_count, "approve")
-    return "\n".join(line for line in (f"📋 Plan #{request_id}", styled, hint) if line)
+    return _with_hidden_revealed([line for line in (f"📋 Plan #{request_id}", styled, hint) if line], "plan")
+
+
+def _with_hidden_revealed(lines: list[str], what: str) -> str:
+    """The lines after the title with hidden characters revealed, and a warning under the title if there were any."""
+    body, found = reveal("\n".join(lines[1:]))
+    warning = [f"⚠️ This {what} contains invisible or direction-changing characters, shown as ⟨U+…⟩."] if found else []
+    return "\n".join([lines[0], *warning, body])
 
 
 def render_prompt_timeout(request_id: str, tool_name: str) -> str:
@@ -131,7 +151,7 @@ def render_prompt_timeout(request_id: str, tool_name: str) -> str:
 
 def render_prompt_resolved(request_id: str, decision_text: str) -> str:
     """``↪ #a1b2: allowed``: what became of a prompt, after it was answered here or elsewhere."""
-    return f"↪ #{request_id}: {first_line(decision_text, TITLE_CHARS)}"
+    return f"↪ #{request_id}: {first_line(decision_text, RESOLVED_CHARS)}"
 
 
 def _reply_hint(request_id: str, pending_count: int) -> str:
@@ -202,12 +222,18 @@ def _diff_lines(old: str, new: str) -> list[str]:
     return lines
 
 
-def _write_preview(content: str) -> list[str]:
+def _write_preview(content: str, shown: Revealer) -> list[str]:
     if not content:
         return ["(empty file)"]
-    count = len(content.splitlines())
+    # Counted and cut without splitting the whole content: a Write can carry megabytes.
+    count = content.count("\n") + (not content.endswith("\n"))
     summary = f"{utf8_size(content):,} bytes, {count} line{'' if count == 1 else 's'}"
-    return [summary, *_preview_block(content, WRITE_PREVIEW_LINES)]
+    window = content[: LINE_CHARS * (WRITE_PREVIEW_LINES + 1)]
+    head = "\n".join(window.split("\n")[:WRITE_PREVIEW_LINES])
+    block = _preview_block(shown(head), WRITE_PREVIEW_LINES)
+    if count > WRITE_PREVIEW_LINES:
+        block.append(f"… ({count - WRITE_PREVIEW_LINES} more lines)")
+    return [summary, *block]
 
 
 def _preview_block(text: str, max_lines: int) -> list[str]:

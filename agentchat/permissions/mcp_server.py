@@ -30,6 +30,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mcp_types as types
@@ -106,6 +107,9 @@ class PermissionMcpServer:
         self._port: int | None = None
         self._server: _EmbeddedUvicorn | None = None
         self._task: asyncio.Task[None] | None = None
+        # Also served on this Unix socket (0600) when set before start(): sandboxes without network
+        # relay the loopback port to it (agentchat.agents.sandbox_relay).
+        self.unix_socket: Path | None = None
 
     def add_tool(self, tool: AgentTool) -> None:
         """Offer one more tool to every agent (before start())."""
@@ -134,7 +138,10 @@ class PermissionMcpServer:
         if self._task is not None:
             raise PermissionPromptError("the MCP server is already started")
         sock = _bind_loopback(self._host, self._requested_port)
+        sockets = [sock]
         try:
+            if self.unix_socket is not None:
+                sockets.append(_bind_unix(self.unix_socket))
             config = uvicorn.Config(
                 _BearerAuth(self._build_mcp_app(), self._registry),
                 log_config=None,  # leave the application's logging alone
@@ -146,11 +153,12 @@ class PermissionMcpServer:
             )
             server = _EmbeddedUvicorn(config)
         except BaseException:
-            sock.close()
+            for opened in sockets:
+                opened.close()
             raise
         self._port = sock.getsockname()[1]
         self._server = server
-        self._task = asyncio.create_task(self._serve(server, sock), name="mcp-permission-server")
+        self._task = asyncio.create_task(self._serve(server, sockets), name="mcp-permission-server")
         self._task.add_done_callback(self._served)
         ready = asyncio.create_task(server.ready.wait())
         await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
@@ -187,14 +195,17 @@ class PermissionMcpServer:
         elif self._task is task:
             log.error("permission MCP server stopped by itself; Claude Code cannot ask for permissions now")
 
-    async def _serve(self, server: _EmbeddedUvicorn, sock: socket.socket) -> None:
+    async def _serve(self, server: _EmbeddedUvicorn, sockets: list[socket.socket]) -> None:
         try:
-            await server.serve(sockets=[sock])
+            await server.serve(sockets=sockets)
         except SystemExit:
             # uvicorn exits the process when the app's lifespan fails to start; we must not.
             raise PermissionPromptError("the MCP server failed to start (lifespan error, see the log)") from None
         finally:
-            sock.close()
+            for sock in sockets:
+                sock.close()
+            if self.unix_socket is not None:
+                self.unix_socket.unlink(missing_ok=True)
 
     def _build_mcp_app(self) -> ASGIApp:
         server: Server[Any] = Server(
@@ -344,6 +355,20 @@ async def _call_agent_tool(tool: AgentTool, agent_id: str, raw: dict[str, Any]) 
 
 def _tool_error(text: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+def _bind_unix(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        path.unlink(missing_ok=True)
+        sock.bind(str(path))
+        path.chmod(0o600)  # the bearer token still decides; this keeps other local users out
+        sock.listen(512)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise PermissionPromptError(f"cannot listen on {path} for the MCP server: {exc.strerror or exc}") from exc
+    return sock
 
 
 def _bind_loopback(host: str, port: int) -> socket.socket:

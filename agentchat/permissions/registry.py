@@ -21,11 +21,13 @@ import asyncio
 import enum
 import hmac
 import logging
+import os
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from agentchat.errors import PermissionPromptError
@@ -51,6 +53,12 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "The agentchat service is shutting down; nothing was run."
 NOT_OWNER_TEXT = "Only the owner of this agent can answer its permission requests."
+# Tools that touch files: an "always" for one of them covers that tool inside the repository only.
+FILE_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit", "Read", "Glob", "Grep", "LS"})
+SEARCH_TOOLS = frozenset({"Glob", "Grep", "LS"})
+PATH_KEYS = ("file_path", "notebook_path", "path")
+# How much of an ended prompt's input is remembered (for "already answered" replies).
+CLOSED_SUMMARY_LIMIT = 60
 
 
 class PromptListener(Protocol):
@@ -101,15 +109,42 @@ class _Pending:
     future: asyncio.Future[Decision]
     timer: asyncio.TimerHandle
     listener: PromptListener
+    # A file tool's target, symlinks resolved (None: not a file tool, or no path given).
+    path: Path | None = None
 
 
 @dataclass(frozen=True)
 class _Closed:
-    """A prompt that ended recently, remembered to answer late replies politely."""
+    """A prompt that ended recently, remembered to answer late replies politely. Only a bounded
+    summary is kept: a Write prompt's input can be a whole file of many megabytes."""
 
-    request: PermissionRequest
-    decision: Decision | None  # None: the CLI withdrew it
+    request: PermissionRequest  # with its input emptied
+    summary: str
+    decision: Decision | None  # None: the CLI withdrew it; without its updated_input
     closed_at: float  # loop time
+
+    @classmethod
+    def of(cls, request: PermissionRequest, decision: Decision | None, closed_at: float) -> _Closed:
+        slim_request = replace(request, input={}, questions=())
+        slim_decision = replace(decision, updated_input=None) if decision is not None else None
+        return cls(slim_request, request.summary(CLOSED_SUMMARY_LIMIT), slim_decision, closed_at)
+
+
+@dataclass
+class _Rules:
+    """The "always" answers of one session: file tools inside the repository, exact Bash
+    commands, and whole tools for the rest (they touch neither files nor the shell)."""
+
+    session: str | None = None
+    file_tools: set[str] = field(default_factory=set)
+    commands: set[str] = field(default_factory=set)
+    tools: set[str] = field(default_factory=set)
+
+    def clear(self, session: str | None) -> None:
+        self.session = session
+        self.file_tools.clear()
+        self.commands.clear()
+        self.tools.clear()
 
 
 @dataclass
@@ -118,17 +153,32 @@ class _Agent:
     owner: str
     listener: PromptListener
     token: bytes
+    # The agent's repository (real path): where an "always" on a file tool applies.
+    repository: Path | None = None
+    # The agent's current session id: rules end with the session.
+    session: Callable[[], str | None] | None = None
     pending: dict[str, _Pending] = field(default_factory=dict)  # oldest first
     closed: OrderedDict[str, _Closed] = field(default_factory=OrderedDict)
-    # "always" rules for the rest of the session: whole tools, and exact Bash commands.
-    always_tools: set[str] = field(default_factory=set)
-    always_commands: set[str] = field(default_factory=set)
+    rules: _Rules = field(default_factory=_Rules)
 
-    def covered_by_rule(self, tool_name: str, tool_input: Mapping[str, Any]) -> bool:
+    def current_rules(self) -> _Rules:
+        """The rules of the running session; those of an earlier session are forgotten here."""
+        session = self.session() if self.session is not None else None
+        if session != self.rules.session:
+            self.rules.clear(session)
+        return self.rules
+
+    def inside_repository(self, path: Path | None) -> bool:
+        return path is not None and self.repository is not None and path.is_relative_to(self.repository)
+
+    def covered_by_rule(self, tool_name: str, tool_input: Mapping[str, Any], path: Path | None) -> bool:
+        rules = self.current_rules()
         if tool_name == "Bash":
             command = tool_input.get("command")
-            return isinstance(command, str) and command in self.always_commands
-        return tool_name in self.always_tools
+            return isinstance(command, str) and command in rules.commands
+        if tool_name in FILE_TOOLS:
+            return tool_name in rules.file_tools and self.inside_repository(path)
+        return tool_name in rules.tools
 
 
 class PermissionRegistry:
@@ -163,16 +213,32 @@ class PermissionRegistry:
 
     # -- agents -----------------------------------------------------------------------------------
 
-    def register_agent(self, agent_id: str, owner: str, listener: PromptListener) -> str:
-        """Register (or re-register) an agent; returns its new bearer token. An older token stops working."""
+    def register_agent(
+        self,
+        agent_id: str,
+        owner: str,
+        listener: PromptListener,
+        *,
+        repository: Path | None = None,
+        session: Callable[[], str | None] | None = None,
+    ) -> str:
+        """Register (or re-register) an agent; returns its new bearer token. An older token stops working.
+
+        ``repository``: where an "always" on a file tool applies (without one, such an "always"
+        allows once). ``session``: the agent's current session id; "always" rules end with it.
+        """
         if self._closing:
             raise PermissionPromptError("the permission registry is shut down")
         token = secrets.token_urlsafe(32)
+        real_repository = Path(os.path.realpath(repository)) if repository is not None else None
         agent = self._agents.get(agent_id)
         if agent is None:
-            self._agents[agent_id] = _Agent(agent_id, bare_jid(owner), listener, token.encode())
+            self._agents[agent_id] = _Agent(
+                agent_id, bare_jid(owner), listener, token.encode(), repository=real_repository, session=session
+            )
         else:
             agent.owner, agent.listener, agent.token = bare_jid(owner), listener, token.encode()
+            agent.repository, agent.session = real_repository, session
         return token
 
     def unregister_agent(self, agent_id: str, reason: str = "The agent was stopped.") -> None:
@@ -197,11 +263,10 @@ class PermissionRegistry:
         return [] if agent is None else [entry.request for entry in agent.pending.values()]
 
     def reset_session(self, agent_id: str) -> None:
-        """A new Claude session: forget the "always" rules."""
+        """A new Claude session: forget the "always" rules (also done by itself when ``session`` changes)."""
         agent = self._agents.get(agent_id)
         if agent is not None:
-            agent.always_tools.clear()
-            agent.always_commands.clear()
+            agent.rules.clear(agent.session() if agent.session is not None else None)
 
     # -- the MCP side -----------------------------------------------------------------------------
 
@@ -212,12 +277,14 @@ class PermissionRegistry:
         agent = self._agents.get(agent_id)
         if agent is None:
             raise PermissionPromptError(f"unknown agent {agent_id!r}")
+        # Resolving symlinks touches the file system: off the loop, and only for file tools.
+        path = await asyncio.to_thread(target_path, tool_name, tool_input, agent.repository) if tool_name in FILE_TOOLS else None
         # Decided without asking anyone: shutting down, covered by an "always" rule, or too many waiting.
         immediate: Decision | None = None
         if self._closing:
             immediate = Decision.deny(SHUTDOWN_MESSAGE, DecidedBy.SHUTDOWN)
-        elif prompt_kind(tool_name) is PromptKind.TOOL and agent.covered_by_rule(tool_name, tool_input):
-            immediate = Decision.allow(tool_input, DecidedBy.ALWAYS_RULE)
+        elif prompt_kind(tool_name) is PromptKind.TOOL and agent.covered_by_rule(tool_name, tool_input, path):
+            immediate = replace(Decision.allow(tool_input, DecidedBy.ALWAYS_RULE), rule=self._rule_text(agent, tool_name))
         elif len(agent.pending) >= self._max_pending:
             log.warning("agent %s: %d permission prompts pending, refusing another", agent_id, len(agent.pending))
             immediate = Decision.deny(
@@ -234,6 +301,7 @@ class PermissionRegistry:
             future=loop.create_future(),
             timer=loop.call_later(self.timeout_seconds, self._expire, agent, request.request_id),
             listener=agent.listener,
+            path=path,
         )
         agent.pending[request.request_id] = entry
         self._asking += 1
@@ -349,12 +417,9 @@ class PermissionRegistry:
             case ReplyAction.ALLOW:
                 decision = Decision.allow(request.input, decided_by)
             case ReplyAction.ALLOW_ALWAYS:
-                command = request.bash_command
-                if command is not None:
-                    agent.always_commands.add(command)
-                else:
-                    agent.always_tools.add(request.tool_name)
-                decision = replace(Decision.allow(request.input, decided_by), always=True)
+                rule, kept = self._add_rule(agent, entry)
+                # ``always`` tells engines with their own session approvals (Codex, ACP) to keep it too.
+                decision = replace(Decision.allow(request.input, decided_by), always=kept, rule=rule)
             case ReplyAction.DENY:
                 decision = Decision.deny(reply.message or _default_deny_message(request), decided_by)
             case ReplyAction.ANSWER:
@@ -364,9 +429,10 @@ class PermissionRegistry:
             # Other prompts already waiting that the new rule covers need no answer either.
             for other in list(agent.pending.values()):
                 if other.request.kind is PromptKind.TOOL and agent.covered_by_rule(
-                    other.request.tool_name, other.request.input
+                    other.request.tool_name, other.request.input, other.path
                 ):
-                    self._close(agent, other, Decision.allow(other.request.input, DecidedBy.ALWAYS_RULE))
+                    rule = self._rule_text(agent, other.request.tool_name)
+                    self._close(agent, other, replace(Decision.allow(other.request.input, DecidedBy.ALWAYS_RULE), rule=rule))
         return AnswerResult(AnswerStatus.RESOLVED, request=request, decision=decision)
 
     def _close(self, agent: _Agent, entry: _Pending, decision: Decision | None) -> None:
@@ -375,7 +441,7 @@ class PermissionRegistry:
         agent.pending.pop(request.request_id, None)
         entry.timer.cancel()
         loop_time = asyncio.get_running_loop().time()
-        agent.closed[request.request_id] = _Closed(request, decision, loop_time)
+        agent.closed[request.request_id] = _Closed.of(request, decision, loop_time)
         self._prune_closed(agent, loop_time)
         if entry.future.done():
             return
@@ -508,6 +574,32 @@ class PermissionRegistry:
             return AnswerResult(AnswerStatus.EXPIRED, _too_late(closed), request=closed.request)
         return None
 
+    def _add_rule(self, agent: _Agent, entry: _Pending) -> tuple[str, bool]:
+        """Record the "always" answer to this prompt; returns what it covers, for the chat line, and whether
+        a rule was kept (a file outside the repository is allowed once only)."""
+        request, rules = entry.request, agent.current_rules()
+        command = request.bash_command
+        if command is not None:
+            rules.commands.add(command)
+            return "this exact command, for this session", True
+        if request.tool_name in FILE_TOOLS:
+            if not agent.inside_repository(entry.path):
+                where = f"under {display_path(agent.repository)}" if agent.repository else "of a known repository"
+                target = display_path(entry.path) if entry.path is not None else "this one"
+                return f"once only: “always” covers files {where}, not {target}", False
+            rules.file_tools.add(request.tool_name)
+            return self._rule_text(agent, request.tool_name), True
+        rules.tools.add(request.tool_name)
+        return self._rule_text(agent, request.tool_name), True
+
+    @staticmethod
+    def _rule_text(agent: _Agent, tool_name: str) -> str:
+        if tool_name == "Bash":
+            return "this exact command, for this session"
+        if tool_name in FILE_TOOLS and agent.repository is not None:
+            return f"{tool_name} under {display_path(agent.repository)} for this session"
+        return f"{tool_name} for this session"
+
     def _unknown_id(self, agent: _Agent, request_id: str) -> AnswerResult:
         closed = agent.closed.get(request_id)
         if closed is not None:
@@ -518,6 +610,33 @@ class PermissionRegistry:
             f"There is no pending request {request_id}. Waiting: {waiting}.",
             request_ids=tuple(agent.pending),
         )
+
+
+def target_path(tool_name: str, tool_input: Mapping[str, Any], repository: Path | None) -> Path | None:
+    """The real path a file tool would touch (relative paths from the repository), or None.
+
+    Blocking (it resolves symlinks): call through asyncio.to_thread.
+    """
+    if tool_name not in FILE_TOOLS:
+        return None
+    raw = next((tool_input[key] for key in PATH_KEYS if isinstance(tool_input.get(key), str)), None)
+    if raw is None:
+        # Glob, Grep and LS without a path search the working directory: the repository.
+        return repository if tool_name in SEARCH_TOOLS else None
+    if "\0" in raw or not raw:
+        return None
+    path = Path(raw)
+    if not path.is_absolute():
+        if repository is None:
+            return None
+        path = repository / path
+    return Path(os.path.realpath(path))
+
+
+def display_path(path: Path) -> str:
+    """A path as the owner knows it: ~ for their home."""
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) and path != home else str(path)
 
 
 def bare_jid(jid: str) -> str:
@@ -535,7 +654,7 @@ def _default_deny_message(request: PermissionRequest) -> str:
 
 def _too_late(closed: _Closed) -> str:
     request, decision = closed.request, closed.decision
-    what = f"{request.request_id} ({request.tool_name}: {request.summary(60)})"
+    what = f"{request.request_id} ({request.tool_name}: {closed.summary})"
     if decision is None:
         return f"Request {what} was withdrawn by Claude before you answered; nothing was run."
     if decision.decided_by == DecidedBy.TIMEOUT:

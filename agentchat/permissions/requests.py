@@ -127,6 +127,9 @@ class Decision:
     # The owner answered "always": engines with session-wide approvals (Codex's acceptForSession,
     # ACP's allow_always) get that; Claude Code is covered by the registry's own rule.
     always: bool = False
+    # For the chat only: what an "always" answer, or the rule that decided, covers
+    # ("Write under ~/work/api for this session"). Never sent to the CLI.
+    rule: str = ""
 
     @classmethod
     def allow(cls, updated_input: Mapping[str, Any], decided_by: str) -> Decision:

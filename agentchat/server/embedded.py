@@ -203,7 +203,9 @@ class EmbeddedProsody:
     async def register(self, username: str, domain: str, password: str) -> None:
         """Create or overwrite an account with ``prosodyctl register`` (no server events fire).
 
-        Fine for the service's own idempotent accounts; use a Provisioner for anything else.
+        The password goes to prosodyctl's prompt on stdin (twice, as it asks), never on its command
+        line, where every local user could read it in ``ps``. Fine for the service's own idempotent
+        accounts; use a Provisioner for anything else.
         """
         await prosodyctl_register(self.config_path, username, domain, password,
                                   prosodyctl=self._prosodyctl_binary, timeout=self._start_timeout)
@@ -305,16 +307,19 @@ class EmbeddedProsody:
 async def prosodyctl_register(config_path: Path, username: str, domain: str, password: str, *,
                               prosodyctl: str = "prosodyctl", timeout: float = 20.0) -> None:
     """``prosodyctl register``: creates the account or silently overwrites its password; works
-    whether Prosody runs or not (it writes the data directory). ProsodyError, password masked."""
+    whether Prosody runs or not (it writes the data directory). The password goes on stdin, never on the
+    command line (where `ps` shows it). ProsodyError, password masked."""
+    if "\n" in password or "\r" in password or not password:
+        raise ProsodyError(f"the password for {username}@{domain} must be one non-empty line")
     process = await asyncio.create_subprocess_exec(
-        prosodyctl, "--config", str(config_path), "register", username, domain, password,
-        stdin=asyncio.subprocess.DEVNULL,
+        prosodyctl, "--config", str(config_path), "register", username, domain,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
     )
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        output, _ = await asyncio.wait_for(process.communicate(password_prompt_answer(password)), timeout)
     except TimeoutError:
         kill_group(process.pid, signal.SIGKILL)
         await process.wait()
@@ -322,6 +327,12 @@ async def prosodyctl_register(config_path: Path, username: str, domain: str, pas
     if process.returncode != 0:
         text = output.decode("utf-8", "replace").replace(password, "********").strip()
         raise ProsodyError(f"prosodyctl register {username}@{domain} failed (rc {process.returncode}): {text}")
+
+
+def password_prompt_answer(password: str) -> bytes:
+    """What ``prosodyctl register USER HOST`` reads on stdin without a password argument: the
+    password, then again to confirm (Prosody 0.12's util.human.io.read_password)."""
+    return f"{password}\n{password}\n".encode()
 
 
 def ensure_service_secrets(home: Path) -> tuple[str, str]:

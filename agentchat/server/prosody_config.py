@@ -22,6 +22,7 @@ from string import Template
 from typing import Literal
 
 from agentchat.errors import ProsodyError
+from agentchat.state_dir import current_umask
 
 TEMPLATE_NAME = "prosody.cfg.lua.tmpl"
 MODULES_DIR_NAME = "modules"
@@ -236,7 +237,8 @@ def write_prosody_config(params: ProsodyConfigParams, path: Path | None = None) 
     try:
         for directory in (params.run_dir, params.data_dir, params.certificates_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o750)
-        atomic_write_text(target, text, mode=0o644)
+        # Readable by others only where the umask allows it: agentchat itself runs with 077.
+        atomic_write_text(target, text, mode=0o644 & ~current_umask())
     except OSError as exc:
         raise ProsodyError(f"cannot write the Prosody config {target}: {exc}") from exc
     return target
@@ -276,7 +278,7 @@ class ServiceJids:
     def _rewrite(self, add: set[str], remove: set[str]) -> None:
         jids = (self.read() | add) - remove
         text = "# agentchat service accounts: not throttled by mod_limits. Written by agentchat.\n"
-        atomic_write_text(self.path, text + "".join(f"{jid}\n" for jid in sorted(jids)), mode=0o644)
+        atomic_write_text(self.path, text + "".join(f"{jid}\n" for jid in sorted(jids)), mode=0o644 & ~current_umask())
 
 
 def rooms_service(domain: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agentchat.agents.backends.claude import driver
 from tests.faults.support import wait_until
-from tests.support.service import create_agent, make_repositories, running_service, service_settings
+from tests.support.service import create_agent, make_repositories, running_service, service_settings, show_to_agents
 
 
 def fake_cli_log(path: Path) -> list[dict[str, object]]:
@@ -21,9 +21,12 @@ def fake_cli_log(path: Path) -> list[dict[str, object]]:
         return []
 
 
-async def test_a_turn_cut_by_a_stop_is_announced_and_runs_again_only_on_retry(prosody, user_client, tmp_path: Path) -> None:
+async def test_a_turn_cut_by_a_stop_is_announced_and_runs_again_only_on_retry(
+    prosody, user_client, tmp_path: Path, tmp_path_factory
+) -> None:
     settings = service_settings(prosody, tmp_path)
-    log = tmp_path / "cli.jsonl"
+    # Outside the state directory, which the agent's sandbox hides.
+    log = show_to_agents(settings, tmp_path_factory.mktemp("logs"), writable=True) / "cli.jsonl"
     settings.agents.claude.env["FAKE_CLAUDE_LOG"] = str(log)
     make_repositories(settings.work.base_path)
     alice = await user_client("alice")

@@ -249,6 +249,8 @@ def entrypoint_env(tmp: Path, **overrides: str | None) -> dict[str, str]:
         AGENTCHAT_HOME=str(tmp / "state"),
         WORK_BASE_PATH=str(tmp / "work"),
         XMPP_DOMAIN=DOMAIN,
+        # Required of a service outside --embedded-prosody.
+        MANAGER_ALLOWED_USERS=f"*@{DOMAIN}",
         XMPP_BIND=HOST,
         XMPP_PORT=str(c2s),
         XMPP_DIRECT_TLS_PORT=str(direct_tls),
@@ -325,12 +327,12 @@ def prosody_option(config_text: str, name: str) -> str:
     return match.group(1)
 
 
-async def run_command(*argv: str, env: dict[str, str], timeout: float = 30) -> tuple[int, str]:
+async def run_command(*argv: str, env: dict[str, str], timeout: float = 30, stdin: bytes | None = None) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        *argv, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        *argv, env=env, stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout)
+    output, _ = await asyncio.wait_for(process.communicate(stdin), timeout)
     assert process.returncode is not None
     return process.returncode, output.decode("utf-8", "replace")
 
@@ -559,7 +561,7 @@ async def test_service_answers_help_and_a_second_run_over_the_same_state_is_idem
     service_pid = await run.pid_of("service")
     prosody_cfg = state / "prosody" / "prosody.cfg.lua"
     returncode, output = await run_command(
-        "prosodyctl", "--config", str(prosody_cfg), "register", "alice", DOMAIN, "alice-pw", env=env
+        "prosodyctl", "--config", str(prosody_cfg), "register", "alice", DOMAIN, env=env, stdin=b"alice-pw\nalice-pw\n"
     )
     assert returncode == 0, output
     alice = tls_client("alice", "alice-pw", c2s)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.support import group_members, record_figures, wait_until
-from tests.support.service import create_agent, make_repositories, running_service, service_settings
+from tests.support.service import create_agent, make_repositories, running_service, service_settings, show_to_agents
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 STDERR_LINE = "fake-claude: about to write hello.txt"
@@ -31,10 +31,10 @@ def noisy_tool_fixture(directory: Path) -> Path:
 
 
 @pytest.mark.slow
-async def test_cli_sigkill_with_a_pending_prompt(prosody, user_client, tmp_path: Path) -> None:
+async def test_cli_sigkill_with_a_pending_prompt(prosody, user_client, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     settings = service_settings(prosody, tmp_path)
     work = make_repositories(settings.work.base_path)
-    fixture = noisy_tool_fixture(tmp_path)
+    fixture = noisy_tool_fixture(show_to_agents(settings, tmp_path_factory.mktemp("fixtures")))
     async with running_service(settings) as service:
         alice = await user_client("alice")
         agent_id, agent_jid = await create_agent(alice, settings.manager_jid, task="remember the word pelican")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.faults.support import wait_until
 from tests.harness.clients import UserClient
-from tests.support.service import create_agent, make_repositories, running_service, service_settings
+from tests.support.service import create_agent, make_repositories, running_service, service_settings, show_to_agents
 
 PROMPT = "🔐 Permission #"
 
@@ -34,9 +34,10 @@ def stdin_texts(log_path: Path) -> list[str]:
     return texts
 
 
-def settings_with_cli_log(prosody, tmp_path: Path):  # type: ignore[no-untyped-def]
-    log_path = tmp_path / "fake-claude.jsonl"
+def settings_with_cli_log(prosody, tmp_path: Path, logs: Path):  # type: ignore[no-untyped-def]
     settings = service_settings(prosody, tmp_path)
+    # The fake CLI writes its log from inside the agent's sandbox: a directory it may write.
+    log_path = show_to_agents(settings, logs, writable=True) / "fake-claude.jsonl"
     settings.agents.claude.env["FAKE_CLAUDE_LOG"] = str(log_path)
     return settings, log_path
 
@@ -142,8 +143,8 @@ ODD_MESSAGES = [
 ]
 
 
-async def test_odd_messages_reach_the_agent_exactly(prosody, user_client, tmp_path: Path) -> None:
-    settings, cli_log = settings_with_cli_log(prosody, tmp_path)
+async def test_odd_messages_reach_the_agent_exactly(prosody, user_client, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    settings, cli_log = settings_with_cli_log(prosody, tmp_path, tmp_path_factory.mktemp("logs"))
     make_repositories(settings.work.base_path)
     async with running_service(settings):
         alice = await user_client("alice")
@@ -185,10 +186,10 @@ async def test_odd_commands_to_the_manager(prosody, user_client, tmp_path: Path)
         assert service.supervisor is not None and service.supervisor.all() == []
 
 
-async def test_big_messages(prosody, user_client, tmp_path: Path) -> None:
+async def test_big_messages(prosody, user_client, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """250 kB reaches the agent byte for byte; 1 MB is refused by Prosody itself (c2s_stanza_size_limit,
     256 KiB): the sender's stream is closed, and the service, the agent and other users carry on."""
-    settings, cli_log = settings_with_cli_log(prosody, tmp_path)
+    settings, cli_log = settings_with_cli_log(prosody, tmp_path, tmp_path_factory.mktemp("logs"))
     make_repositories(settings.work.base_path)
     async with running_service(settings):
         # Unthrottled (a human's 10 kB/s would take 25 s per 250 kB).

@@ -30,7 +30,7 @@ from agentchat.xmpp.session import XmppSession
 from tests.faults.support import TcpProxy, record_figures, wait_until, wait_until_async
 from tests.harness.clients import UserClient
 from tests.harness.prosody import ProsodyServer
-from tests.support.service import create_agent, make_repositories, running_service, service_settings
+from tests.support.service import create_agent, make_repositories, running_service, service_settings, show_to_agents
 
 pytestmark = pytest.mark.slow
 
@@ -147,9 +147,12 @@ async def start_agents(alice: UserClient, settings, count: int = AGENTS) -> dict
 
 
 @pytest.mark.parametrize("how", ["sigkill", "sigterm"])
-async def test_prosody_restart_loses_nothing(isolated_prosody: ProsodyServer, user_client, tmp_path: Path, how: str) -> None:
+async def test_prosody_restart_loses_nothing(
+    isolated_prosody: ProsodyServer, user_client, tmp_path: Path, how: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     server = isolated_prosody
     settings = service_settings(server, tmp_path)
+    fixtures = show_to_agents(settings, tmp_path_factory.mktemp("fixtures"))
     work = make_repositories(settings.work.base_path)
     async with running_service(settings) as service:
         alice = await user_client("alice", server=server)
@@ -161,7 +164,7 @@ async def test_prosody_restart_loses_nothing(isolated_prosody: ProsodyServer, us
             clock.watch(connection)
 
         sent = await send_before(alice, service, agents)
-        await alice.send(prompter, f"[[fixture:{delayed_prompt_fixture(tmp_path, OUTAGE * 0.4)}]]")
+        await alice.send(prompter, f"[[fixture:{delayed_prompt_fixture(fixtures, OUTAGE * 0.4)}]]")
         await wait_until_async(lambda: _stored(service, prompter_id, 1), 10, "the prompter stored its task")
         down_at = time.monotonic()
         await (server.kill(signal.SIGKILL) if how == "sigkill" else server.stop())

@@ -19,7 +19,7 @@ import pytest
 
 from agentchat.logs import setup_logging
 from agentchat.provisioning.base import Provisioner
-from tests.support.service import create_agent, make_repositories, running_service, service_settings
+from tests.support.service import create_agent, make_repositories, running_service, service_settings, show_to_agents
 
 API_KEY = "sk-ant-api03-FAKEFAKEFAKEFAKE-0123456789abcdefghij"
 PROMPT = "🔐 Permission #"
@@ -67,12 +67,13 @@ def forms(secret: str, jids: list[str]) -> dict[str, str]:
 
 
 async def test_no_secret_in_logs_chats_or_audit(
-    prosody, user_client, tmp_path: Path, debug_log: Path, capfd: pytest.CaptureFixture[str]
+    prosody, user_client, tmp_path: Path, debug_log: Path, capfd: pytest.CaptureFixture[str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     settings = service_settings(prosody, tmp_path)
     settings.agents.claude.env["ANTHROPIC_API_KEY"] = API_KEY
     work = make_repositories(settings.work.base_path)
-    crash = tmp_path / "crash_with_key.jsonl"
+    crash = show_to_agents(settings, tmp_path_factory.mktemp("fixtures")) / "crash_with_key.jsonl"
     crash.write_text(
         "\n".join(
             json.dumps(line)

@@ -1,8 +1,9 @@
 """The service itself SIGKILLed mid-turn and started again, as a real process (`python -m agentchat start`).
 
-What must hold: the state file is intact, the agent comes back and resumes its session, the CLI
-process the dead run left behind is ended by the new run, what the owner wrote while the service
-was down is answered once, and the turn the crash cut is not run again unless the owner says `retry`.
+What must hold: the state file is intact, the agent comes back and resumes its session, no CLI
+of the dead run works on (in its sandbox it dies with the service; unsandboxed, the new run ends
+it), what the owner wrote while the service was down is answered once, and the turn the crash cut is
+not run again unless the owner says `retry`.
 """
 
 from __future__ import annotations
@@ -40,12 +41,27 @@ def fake_cli_log(path: Path) -> str:
         return ""
 
 
-async def test_service_sigkill_mid_turn_and_restart(prosody, user_client, tmp_path: Path) -> None:
+def backend_pids(agent_id: str) -> list[int]:
+    """The agent's backend process: the CLI, or the sandbox holding it (whose processes carry the id too)."""
+    leaders = []
+    for pid in processes_with_env(AGENT_ID_ENV, agent_id):
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pid:
+                leaders.append(pid)
+    return leaders
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["sandboxed", "unsandboxed"])
+async def test_service_sigkill_mid_turn_and_restart(prosody, user_client, tmp_path: Path, sandboxed: bool) -> None:
     home = tmp_path / "home"
     make_repositories(home / "work")
-    cli_log = tmp_path / "fake-claude.jsonl"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    cli_log = logs / "fake-claude.jsonl"
     claude = {"path": str(FAKE_CLAUDE), "env": {"HOME": str(home / "claude-home"), "FAKE_CLAUDE_LOG": str(cli_log)}}
-    service = ServiceProcess(home, service_config(prosody, home, agents={"claude": claude}))
+    config = service_config(prosody, home, agents={"claude": claude})
+    config["agents"]["sandbox"].update(enabled=sandboxed, readWrite=[str(logs)])
+    service = ServiceProcess(home, config)
     manager = prosody.manager_jid
     agent_id = ""
     try:
@@ -55,12 +71,16 @@ async def test_service_sigkill_mid_turn_and_restart(prosody, user_client, tmp_pa
         await alice.expect("✅ Done", from_=agent_jid, timeout=20)
         await alice.send(agent_jid, f"[[sleep:{TURN}]] long job")
         await wait_until(lambda: "long job" in fake_cli_log(cli_log), 10, "the CLI got the long job")
-        [orphan] = processes_with_env(AGENT_ID_ENV, agent_id)
+        [orphan] = backend_pids(agent_id)
 
         killed_at = time.monotonic()
         assert await service.kill(signal.SIGKILL) == -signal.SIGKILL
-        # The crash leaves the CLI behind, in its own process group, still working.
-        assert process_alive(orphan) and os.getpgid(orphan) == orphan
+        if sandboxed:
+            # The sandbox dies with the service (bubblewrap's --die-with-parent): nothing works on unsupervised.
+            await wait_until(lambda: not processes_with_env(AGENT_ID_ENV, agent_id), 2, "the sandbox died with the service")
+        else:
+            # The crash leaves the CLI behind, in its own process group, still working.
+            assert process_alive(orphan) and os.getpgid(orphan) == orphan
 
         downtime = [f"written while the service was down {n}" for n in range(DOWNTIME_MESSAGES)]
         for text in downtime:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agentchat.errors import ProsodyError
-from agentchat.server.embedded import die_with_parent_preexec, kill_group, tail
+from agentchat.server.embedded import die_with_parent_preexec, kill_group, password_prompt_answer, tail
 from agentchat.server.prosody_config import ProsodyConfigParams, ServiceJids, write_prosody_config
 from agentchat.server.readiness import wait_for_stream_features
 from tests.harness.certs import local_ca
@@ -225,10 +225,10 @@ class ProsodyServer:
     async def create_account(self, username: str, password: str) -> None:
         """``prosodyctl register``: creates or silently overwrites; fires no server events."""
         process = await asyncio.create_subprocess_exec(
-            *self._register_argv(username, password),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            *self._register_argv(username),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )
-        output, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+        output, _ = await asyncio.wait_for(process.communicate(password_prompt_answer(password)), START_TIMEOUT)
         if process.returncode != 0:
             raise ProsodyError(f"prosodyctl register {username} failed: {output.decode(errors='replace')}")
 
@@ -265,12 +265,13 @@ class ProsodyServer:
         self.stop_blocking()
         raise ProsodyError(f"test Prosody did not start (rc {returncode}): {failure}\n{self.log_tail(1500)}")
 
-    def _register_argv(self, username: str, password: str) -> list[str]:
-        return ["prosodyctl", "--config", str(self.config_path), "register", username, self.domain, password]
+    def _register_argv(self, username: str) -> list[str]:
+        # The password goes on stdin (password_prompt_answer), never on a command line.
+        return ["prosodyctl", "--config", str(self.config_path), "register", username, self.domain]
 
     def _register_blocking(self, username: str, password: str) -> None:
         result = subprocess.run(
-            self._register_argv(username, password), stdin=subprocess.DEVNULL, capture_output=True, timeout=START_TIMEOUT
+            self._register_argv(username), input=password_prompt_answer(password), capture_output=True, timeout=START_TIMEOUT
         )
         if result.returncode != 0:
             raise ProsodyError(f"prosodyctl register {username} failed: {result.stdout!r} {result.stderr!r}")

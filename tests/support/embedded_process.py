@@ -75,14 +75,16 @@ def service_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 async def launch_embedded(home: Path, *args: str, ports: tuple[int, int, int] | None = None,
-                          env: dict[str, str] | None = None) -> Running:
+                          env: dict[str, str] | None = None, work: Path | None = None,
+                          cwd: Path | None = None) -> Running:
     """Start it (c2s, Prosody HTTP and MCP on free ports unless given) without waiting for anything."""
     c2s, http, mcp = ports or free_ports(3)
-    (home / "work" / "api").mkdir(parents=True, exist_ok=True)
+    work = work or home / "work"
+    (work / "api").mkdir(parents=True, exist_ok=True)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agentchat", "start", "--embedded-prosody", "--user", "alice",
-        "--port", str(c2s), "--mcp-port", str(mcp), "--work-base-path", str(home / "work"), *args,
-        env={**service_env(home, PROSODY_HTTP_PORT=str(http)), **(env or {})},
+        "--port", str(c2s), "--mcp-port", str(mcp), "--work-base-path", str(work), *args,
+        env={**service_env(home, PROSODY_HTTP_PORT=str(http)), **(env or {})}, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
     )
     return Running(process, home, c2s)

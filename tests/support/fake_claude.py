@@ -15,7 +15,9 @@ What a user message does (the directive may sit anywhere in the text):
                                   (an MCP tool of the configured server, ``mcp__agentchat__send_message``,
                                   is called on that server for real; ``--allowedTools`` skips its prompt)
                                   the text ``MOCK_TOOL_RESULT: <result>``; e.g.
-                                  ``[[tool:Bash {"command": "echo hi > out.txt"}]]``
+                                  ``[[tool:Bash {"command": "echo hi > out.txt"}]]``; a value
+                                  ``{"__repeat__": TEXT, "times": N}`` becomes TEXT N times
+                                  (a Write of megabytes from a short chat message)
     [[recall]]                    reply ``MOCK_HISTORY: <earlier user texts of the session, " | ">``
     [[sleep:SECONDS]]             the turn takes that long (an interrupt ends it early), then echoes
     [[exit:CODE]]                 print init, then die with that exit code (stderr says why)
@@ -104,6 +106,17 @@ def now() -> str:
 
 def new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+def expand_repeats(value: Any) -> Any:
+    """``{"__repeat__": TEXT, "times": N}`` anywhere in a tool input becomes TEXT repeated N times."""
+    if isinstance(value, dict):
+        if set(value) == {"__repeat__", "times"}:
+            return str(value["__repeat__"]) * int(value["times"])
+        return {key: expand_repeats(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [expand_repeats(item) for item in value]
+    return value
 
 
 def die(code: int, message: str = "") -> None:
@@ -481,7 +494,7 @@ class Fake:
                 reply = await self.replay(fixture)
             elif kind == "tool":
                 name, _, raw_input = argument.partition(" ")
-                reply = await self.tool_turn(name, json.loads(raw_input) if raw_input.strip() else {})
+                reply = await self.tool_turn(name, expand_repeats(json.loads(raw_input)) if raw_input.strip() else {})
             elif kind == "recall":
                 reply = "MOCK_HISTORY: " + " | ".join(turn["user"] for turn in self.history[:-1])
                 self.simple_turn(reply)

@@ -13,6 +13,8 @@ from agentchat.config import Settings
 from tests.harness.prosody import ProsodyServer
 
 FAKE_CLAUDE = Path(__file__).with_name("fake_claude.py")
+# The fake CLI and its fixtures, for agents' sandboxes to see (read-only).
+TESTS_DIR = Path(__file__).resolve().parent.parent
 
 
 def make_repositories(base: Path, names: tuple[str, ...] = ("api", "web")) -> Path:
@@ -37,16 +39,36 @@ def service_config(prosody: ProsodyServer, home: Path, **sections: dict[str, Any
             "adminUsername": prosody.admin_jid.split("@")[0],
             "adminPassword": prosody.admin_password,
         },
-        "manager": {"username": prosody.manager_jid.split("@")[0], "password": prosody.manager_password},
+        "manager": {
+            "username": prosody.manager_jid.split("@")[0],
+            "password": prosody.manager_password,
+            # Required outside --embedded-prosody; every user the tests create is of this domain.
+            "allowedUsers": [f"*@{prosody.domain}"],
+        },
         "mcp": {"port": 0, "permissionTimeout": 30_000},
         "work": {"basePath": str(home / "work")},
-        "agents": {"claude": {"path": str(FAKE_CLAUDE), "env": {"HOME": str(home / "claude-home")}}},
+        "agents": {
+            # Unsandboxed, the fake CLI keeps its sessions under this HOME; sandboxed, every agent's
+            # own home is below it (agents/<id>/home): wiping it forgets every session either way.
+            "claude": {"path": str(FAKE_CLAUDE), "env": {"HOME": str(home / "agents")}},
+            # On where bubblewrap works (as by default); the fake CLI's fixtures are in tests/.
+            "sandbox": {"readOnly": [str(TESTS_DIR)]},
+        },
         "provisioning": {"method": "admin_rest", "adminRestUrl": prosody.admin_rest_url},
         "prosody": {"serviceJidsFile": str(prosody.service_jids.path)},
     }
     for section, values in sections.items():
         data.setdefault(section, {}).update(values)
     return data
+
+
+def show_to_agents(settings: Settings, directory: Path, *, writable: bool = False) -> Path:
+    """Let the agents' sandboxes see ``directory`` (a test's fixture or log directory; never one
+    inside the state directory, which no agent may see): read-only, or read-write."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sandbox = settings.agents.sandbox
+    (sandbox.read_write if writable else sandbox.read_only).append(directory)
+    return directory
 
 
 def service_settings(prosody: ProsodyServer, home: Path, **sections: dict[str, Any]) -> Settings:
@@ -70,7 +92,8 @@ async def running_service(settings: Settings) -> AsyncIterator[Service]:
 async def create_agent(
     client: Any, manager_jid: str, repo: str = "api", task: str = "skip", timeout: float = 20, kind: str = "1"
 ) -> tuple[str, str]:
-    """Walk the manager's `new` dialogue as a user (``kind``: the type's number or name); returns (agent id, agent JID)."""
+    """Walk the manager's `new` dialogue as a user (``kind``: the type's number or name);
+    returns (agent id, agent JID)."""
     await client.send(manager_jid, "new")
     await client.expect("Which type?", from_=manager_jid)
     await client.send(manager_jid, kind)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from agentchat.permissions.requests import Decision
 
+from agentchat.agents.sandbox import AgentDirs, Sandbox
+
 
 @dataclass(frozen=True)
 class AgentEvent:
@@ -152,6 +154,10 @@ class BackendSpec:
     # Where an engine keeps its generated configuration and sessions for this agent (HOME,
     # CODEX_HOME, XDG dirs); None: a directory of the backend's own choosing.
     state_dir: Path | None = None
+    # How the process is started (bubblewrap, or unconfined with a filtered environment), and the
+    # agent's own directories under the state directory (its sandbox's home and /tmp).
+    sandbox: Sandbox = field(default_factory=Sandbox.off)
+    dirs: AgentDirs | None = None
 
 
 class AgentBackend(abc.ABC):

@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from agentchat.agents.backends.base import (
     AgentBackend,
@@ -28,6 +29,7 @@ from agentchat.agents.backends.base import (
     TurnResult,
 )
 from agentchat.agents.backends.process import signal_group, wait_event
+from agentchat.agents.sandbox import Launch
 from agentchat.config import CommandBackendSettings
 from agentchat.errors import BackendError
 
@@ -99,6 +101,7 @@ class CommandBackend(AgentBackend):
         self._running = False
         self._run: _Run | None = None
         self._started_once = False
+        self._program: Path | None = None
 
     @property
     def running(self) -> bool:
@@ -117,8 +120,10 @@ class CommandBackend(AgentBackend):
         if self._running:
             return
         program = self._settings.command[0]
-        if await asyncio.to_thread(shutil.which, program, os.X_OK, self._path()) is None:
+        found = await asyncio.to_thread(shutil.which, program, os.X_OK, self._path())
+        if found is None:
             raise BackendError(f"{self._settings.label}: command {program!r} not found or not executable")
+        self._program = Path(found)
         if not await asyncio.to_thread(self._spec.cwd.is_dir):
             raise BackendError(f"{self._settings.label}: the repository {self._spec.cwd} does not exist")
         self._running = True
@@ -164,7 +169,7 @@ class CommandBackend(AgentBackend):
         return argv
 
     def _environment(self) -> dict[str, str]:
-        return {**os.environ, **self._settings.env, **self._spec.env}
+        return self._spec.sandbox.environment(self._settings.env, self._spec.env)
 
     def _path(self) -> str | None:
         return self._environment().get("PATH")
@@ -180,19 +185,44 @@ class CommandBackend(AgentBackend):
         output = _Output()
         loop = asyncio.get_running_loop()
         via_stdin = self._settings.prompt_via == "stdin"
+        sandbox = self._spec.sandbox
+        launch = sandbox.launch(self._spec.dirs)
         try:
+            binds = sandbox.program_binds(self._program) if launch.sandboxed and self._program else []
+            # No reach_url: a command gets no MCP token, so it has nothing to reach the endpoint for.
+            await launch.prepare(self._argv(text), env=self._environment(), cwd=self._spec.cwd, binds=binds)
             transport, _ = await loop.subprocess_exec(
                 lambda: output,
-                *self._argv(text),
+                *launch.argv,
                 stdin=asyncio.subprocess.PIPE if via_stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                cwd=self._spec.cwd,
-                env=self._environment(),
+                cwd=launch.cwd,
+                env=launch.env,
+                pass_fds=launch.pass_fds,
+                umask=launch.umask,
                 start_new_session=True,
             )
-        except OSError as exc:
-            return TurnResult(is_error=True, subtype="error", errors=(f"cannot run {self._settings.command[0]}: {exc.strerror or exc}",))
+        except (OSError, BackendError) as exc:
+            await launch.release()
+            reason = exc.strerror or exc if isinstance(exc, OSError) else exc
+            return TurnResult(is_error=True, subtype="error", errors=(f"cannot run {self._settings.command[0]}: {reason}",))
+        launch.spawned()
+        try:
+            return await self._collect(run, text, transport, output, launch, started)
+        finally:
+            await launch.release()
+
+    async def _collect(
+        self,
+        run: _Run,
+        text: str,
+        transport: asyncio.SubprocessTransport,
+        output: _Output,
+        launch: Launch,
+        started: float,
+    ) -> TurnResult:
+        via_stdin = self._settings.prompt_via == "stdin"
         run.transport = transport
         stdin = transport.get_pipe_transport(0) if via_stdin else None
         if isinstance(stdin, asyncio.WriteTransport):
@@ -212,7 +242,7 @@ class CommandBackend(AgentBackend):
         signal_group(transport.get_pid(), signal.SIGKILL)
         transport.close()
         duration_ms = int((time.monotonic() - started) * 1000)
-        exit_code = transport.get_returncode()
+        exit_code = launch.exit_code(transport.get_returncode())
         reply = output.stdout.decode("utf-8", errors="replace").strip()
         if output.truncated:
             reply += "\n[output truncated]"

@@ -535,4 +535,6 @@ def describe_decision(decision: Decision) -> str:
     verdict = "allowed" if decision.allowed else "denied"
     if not decision.allowed and decision.message and who is None:
         verdict += f": {decision.message}"
+    if decision.allowed and decision.rule:
+        verdict += f": {decision.rule}"
     return f"{verdict} ({who})" if who else verdict

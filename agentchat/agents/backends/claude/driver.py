@@ -14,10 +14,7 @@ import asyncio
 import itertools
 import json
 import logging
-import os
-import shutil
 import signal
-import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
@@ -63,6 +60,7 @@ from agentchat.agents.backends.claude.protocol import (
     encode_user_message,
 )
 from agentchat.agents.backends.process import signal_group, wait_event
+from agentchat.agents.sandbox import Bind, Launch
 from agentchat.config import ClaudeSettings
 from agentchat.errors import BackendError
 
@@ -72,6 +70,8 @@ MCP_SERVER_NAME = "agentchat"
 PERMISSION_TOOL = f"mcp__{MCP_SERVER_NAME}__permission_prompt"
 # The CLI must wait longer for our permission tool than a person may take to answer it.
 MCP_TIMEOUT_MARGIN_S = 30.0
+# A login of the service's user (`claude` then /login), relative to a home directory.
+CREDENTIALS_FILE = Path(".claude/.credentials.json")
 SESSION_NOT_FOUND = "No conversation found"
 # --session-id of a session the CLI already holds: "Error: Session ID <id> is already in use."
 SESSION_IN_USE = "is already in use"
@@ -126,7 +126,8 @@ class _Run:
     process can never touch its successor."""
 
     stderr: StderrTail
-    config_dir: Path | None
+    # How the process was started (its sandbox, its private files); released once it ended.
+    launch: Launch
     stdout: LineSplitter = field(default_factory=LineSplitter)
     transport: asyncio.SubprocessTransport | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
@@ -243,27 +244,38 @@ class ClaudeCodeBackend(AgentBackend):
         if self.running:
             return
         binary = await asyncio.to_thread(locate_claude, self._settings.path)
-        run = _Run(stderr=StderrTail(secrets=(self._spec.mcp_token or "",)), config_dir=None)
-        config_path: Path | None = None
-        if self._spec.mcp_url:
-            run.config_dir, config_path = await asyncio.to_thread(self._write_mcp_config)
+        launch = self._spec.sandbox.launch(self._spec.dirs)
+        if launch.sandboxed:
+            # Inside, only the CLI's own directory shows, not a symlink to it (~/.local/bin/claude).
+            binary = await asyncio.to_thread(binary.resolve)
+        run = _Run(stderr=StderrTail(secrets=(self._spec.mcp_token or "",)), launch=launch)
+        config_path = launch.private_file("mcp-config.json", self._mcp_config()) if self._spec.mcp_url else None
         argv = self._argv(binary, config_path)
+        try:
+            binds = await asyncio.to_thread(self._binds, binary)
+            await launch.prepare(argv, env=self._environment(), cwd=self._spec.cwd, binds=binds, reach_url=self._spec.mcp_url)
+        except (BackendError, OSError) as exc:
+            await launch.release()
+            raise BackendError(f"cannot start Claude Code in {self._spec.cwd}: {exc}") from exc
         loop = asyncio.get_running_loop()
-        self._log.info("starting %s in %s", " ".join(argv), self._spec.cwd)
+        self._log.info("starting %s in %s%s", " ".join(argv), self._spec.cwd, " (sandboxed)" if launch.sandboxed else "")
         try:
             transport, _ = await loop.subprocess_exec(
                 lambda: _ProcessProtocol(self, run),
-                *argv,
+                *launch.argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                cwd=self._spec.cwd,
-                env=self._environment(),
+                cwd=launch.cwd,
+                env=launch.env,
+                pass_fds=launch.pass_fds,
+                umask=launch.umask,
                 start_new_session=True,
             )
         except OSError as exc:
-            await self._remove_config(run)
+            await launch.release()
             raise BackendError(f"cannot start Claude Code ({binary}) in {self._spec.cwd}: {exc.strerror or exc}") from exc
+        launch.spawned()
         run.transport = transport
         self._run = run
         self._events.reopen()
@@ -321,30 +333,30 @@ class ClaudeCodeBackend(AgentBackend):
         return argv
 
     def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        ours: dict[str, str] = {}
         if self._spec.mcp_url:
-            env["MCP_TOOL_TIMEOUT"] = str(int((self._spec.permission_timeout + MCP_TIMEOUT_MARGIN_S) * 1000))
-        env.update(self._settings.env)
-        env.update(self._spec.env)
-        return env
+            ours["MCP_TOOL_TIMEOUT"] = str(int((self._spec.permission_timeout + MCP_TIMEOUT_MARGIN_S) * 1000))
+        return self._spec.sandbox.environment(ours, self._settings.env, self._spec.env)
 
-    def _write_mcp_config(self) -> tuple[Path, Path]:
-        """The --mcp-config file, readable by us alone: on the command line the bearer token
-        would be visible to every local user in /proc/<pid>/cmdline."""
+    def _mcp_config(self) -> bytes:
+        """The --mcp-config file's content. A file, not an argument: on the command line the bearer
+        token would be visible to every local user in /proc/<pid>/cmdline."""
         server: dict[str, Any] = {"type": "http", "url": self._spec.mcp_url}
         if self._spec.mcp_token:
             server["headers"] = {"Authorization": f"Bearer {self._spec.mcp_token}"}
-        directory = Path(tempfile.mkdtemp(prefix="agentchat-claude-"))
-        path = directory / "mcp-config.json"
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump({"mcpServers": {MCP_SERVER_NAME: server}}, handle)
-        return directory, path
+        return json.dumps({"mcpServers": {MCP_SERVER_NAME: server}}).encode()
 
-    async def _remove_config(self, run: _Run) -> None:
-        if run.config_dir is not None:
-            await asyncio.to_thread(shutil.rmtree, run.config_dir, True)
-            run.config_dir = None
+    def _binds(self, binary: Path) -> list[Bind]:
+        """What the sandboxed CLI needs to see: its own files, and a login of the service's user
+        (only the credentials file, read-only; blocking: runs in a thread)."""
+        sandbox, dirs = self._spec.sandbox, self._spec.dirs
+        if not sandbox.enabled or dirs is None:
+            return []
+        binds = sandbox.program_binds(binary)
+        credentials = Path.home() / CREDENTIALS_FILE
+        if credentials.is_file():
+            binds.append(Bind(credentials, dirs.home / CREDENTIALS_FILE))
+        return binds
 
     def _require_run(self) -> _Run:
         run = self._run
@@ -358,7 +370,7 @@ class ClaudeCodeBackend(AgentBackend):
         """The one place that handles the process's end: drain, clean up the group, report."""
         await run.exited.wait()
         assert run.transport is not None
-        exit_code = run.transport.get_returncode()
+        exit_code = run.launch.exit_code(run.transport.get_returncode())
         pid = run.pid
         try:
             # What the process wrote before dying is still in the pipes; a grandchild that keeps
@@ -374,7 +386,7 @@ class ClaudeCodeBackend(AgentBackend):
         for line in run.stderr.finish():
             self._note_stderr_line(run, line)
         run.transport.close()
-        await self._remove_config(run)
+        await run.launch.release()
         for answered in run.interrupts.values():
             if not answered.done():
                 answered.set_result(None)
