@@ -22,7 +22,9 @@ from agentchat.agents.backends.base import (
     BackendSpec,
     ProcessExited,
     SessionStarted,
+    TurnImage,
     TurnResult,
+    UserTurn,
 )
 from agentchat.agents.backends.process import wait_event
 from agentchat.errors import AgentChatError, BackendError, StateError
@@ -85,6 +87,7 @@ class _QueuedMessage:
     inbound_id: int | None  # None: never saved (the store refused it)
     text: str
     message_id: str | None = None  # the client's id, for corrections (XEP-0308)
+    images: tuple[TurnImage, ...] = ()  # pictures that came with it (kept in memory only)
 
 
 class Agent:
@@ -199,11 +202,12 @@ class Agent:
 
     # what the chat side calls
 
-    def submit(self, text: str, record_id: int | None, message_id: str | None = None) -> Submitted:
+    def submit(self, text: str, record_id: int | None, message_id: str | None = None,
+               images: tuple[TurnImage, ...] = ()) -> Submitted:
         """Queue a message (already recorded by the chat side) for the next turn."""
         ahead = self._queue.qsize()
         busy = self.in_turn or self.waiting_for_slot
-        self._queue.put_nowait(_QueuedMessage(record_id, text, message_id))
+        self._queue.put_nowait(_QueuedMessage(record_id, text, message_id, images))
         if (busy or ahead) and record_id is not None:
             # It waits: a restart must run it (a message still RECEIVED would go through the chat side again).
             self._write_state(record_id, MessageState.QUEUED)
@@ -297,7 +301,7 @@ class Agent:
                 try:
                     if backend is None:
                         raise BackendError("the agent's process ended before it could take the message")
-                    await backend.send(message.text)
+                    await backend.send_turn(UserTurn(message.text, message.images))
                 except BackendError:
                     if backend is not None and backend.running:
                         raise

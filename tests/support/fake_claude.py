@@ -18,6 +18,10 @@ What a user message does (the directive may sit anywhere in the text):
     [[sleep:SECONDS]]             the turn takes that long (an interrupt ends it early), then echoes
     [[exit:CODE]]                 print init, then die with that exit code (stderr says why)
 
+A user message with image blocks (a picture sent in the chat) reads ``[image <type>, <N> bytes]`` for
+each, so the echo shows it. ``[[tool:mcp__agentchat__NAME {…}]]`` calls the service's own MCP tool NAME
+(send_file…) on the permission tool's server, without a prompt, as the real CLI does with --allowedTools.
+
 Environment:
 
     FAKE_CLAUDE_FIXTURE=NAME      replay this fixture for every message without a directive
@@ -557,6 +561,13 @@ class Fake:
             failed = process.returncode != 0
             content = (stdout + stderr).strip() or ("(Bash completed with no output)" if not failed else f"Exit code {process.returncode}")
             return content, failed, {"tool_use_result": {"stdout": stdout, "stderr": stderr, "interrupted": False, "isImage": False}}
+        server = self.permission_tool.split("__", 2)[1] if self.permission_tool else None
+        if server and name.startswith(f"mcp__{server}__") and self.mcp is not None and self.mcp.connected:
+            # One of the service's own tools (send_file…): called on the same MCP server, as the real CLI does.
+            response = await self.mcp.call_tool(self.mcp.next_id(), name.split("__", 2)[2], tool_input, "toolu_fake")
+            result = response.get("result") or {}
+            text = "\n".join(str(b.get("text", "")) for b in result.get("content") or [] if isinstance(b, dict))
+            return text, bool(result.get("isError")), {"tool_use_result": text}
         return f"(fake_claude) {name} ran", False, {"tool_use_result": {"fake": True}}
 
     # -- permissions
@@ -871,10 +882,21 @@ def _blocks(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _content_text(content: Any) -> str:
+    """The text of a user message; an image block reads ``[image <media type>, <N> bytes]`` (the echo shows it)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
+        parts = []
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            elif block.get("type") == "image":
+                source = block.get("source") or {}
+                size = len(base64.b64decode(str(source.get("data", ""))))
+                parts.append(f"[image {source.get('media_type')}, {size} bytes]")
+        return "\n".join(parts)
     return ""
 
 

@@ -23,6 +23,7 @@ from agentchat.agents.backends.base import (
     ProcessExited,
     ToolResult,
     ToolUse,
+    TurnImage,
     TurnResult,
 )
 from agentchat.bots.agent.commands import AGENT_COMMANDS
@@ -34,6 +35,7 @@ from agentchat.chat.quoting import split_leading_quote
 from agentchat.chat.splitting import split_message
 from agentchat.chat.styling import markdown_to_styling
 from agentchat.errors import StateError
+from agentchat.files.agent_files import AgentFiles
 from agentchat.permissions.registry import AnswerResult, AnswerStatus, PermissionRegistry
 from agentchat.permissions.replies import looks_like_reply
 from agentchat.permissions.requests import Behavior, DecidedBy, Decision, PermissionRequest
@@ -83,8 +85,11 @@ class AgentBot:
         kill_agent: Callable[[str, str], Coroutine[Any, Any, object]],
         open_transport: Callable[[], Awaitable[None]],
         close_transport: Callable[[], Awaitable[None]],
+        files: AgentFiles | None = None,
     ) -> None:
         self.agent = agent
+        # Files both ways (agentchat.files): the owner's uploads in, long texts and send_file out.
+        self.files = files
         self.transport = transport
         self._permissions = permissions
         self._store = store
@@ -149,8 +154,13 @@ class AgentBot:
     # output (ChatPort)
 
     async def say(self, text: str) -> None:
-        """Send text to the owner: styled, split below the stanza size limit, persisted."""
-        for chunk in split_message(text):
+        """Send text to the owner: styled, split below the stanza size limit (or as one file when that
+        would take many messages), persisted."""
+        if self.files is not None and await self.files.sender.send_long_text(text):
+            chunks: list[str] = []
+        else:
+            chunks = split_message(text)
+        for chunk in chunks:
             self.transport.send(Outbound(self.owner, chunk))
             self._composing_shown = False
         # Written behind the chat, in order: a commit per message must not hold up the next event
@@ -326,7 +336,13 @@ class AgentBot:
             return False
         # A reply to one of our other messages keeps its quote: it tells the agent what is meant.
         body = inbound.raw_body if inbound.reply_to is not None else inbound.text
-        submitted = self.agent.submit(body, received.record_id, inbound.origin_id or inbound.message_id)
+        images: tuple[TurnImage, ...] = ()
+        if inbound.attachments and self.files is not None:
+            taken = await self.files.intake.take(inbound, body, self.say)
+            if taken is None:  # every file refused (each said why), nothing else to pass on
+                return False
+            body, images = taken.text, taken.images
+        submitted = self.agent.submit(body, received.record_id, inbound.origin_id or inbound.message_id, images)
         await self._tell_waiting_prompt()
         if submitted.busy or submitted.ahead:
             await self._tell_queued(submitted.ahead + 1)
