@@ -5,9 +5,13 @@ and nothing is written outside the inbox folder."""
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 import zlib
 from pathlib import Path
+
+import pytest
 
 from tests.harness.files import send_file_message, upload
 from tests.support.service import create_agent, make_repositories, running_service, service_settings
@@ -112,3 +116,35 @@ async def test_only_the_owner_s_files_are_taken(prosody, user_client, tmp_path: 
         send_file_message(mallory, agent, url)
         await mallory.expect("only talks to its owner", from_=agent, timeout=20)
         assert not (work / "api" / INBOX).exists()
+
+
+@pytest.mark.claude_cli
+async def test_the_real_cli_passes_the_picture_to_the_model(prosody, user_client, tmp_path: Path) -> None:
+    """Claude sees the screenshot: the real Claude Code CLI forwards our image block to the Messages API."""
+    from agentchat.agents.backends.claude import locate_claude
+    from agentchat.errors import BackendError
+    from tests.support.mock_anthropic import MockAnthropic
+
+    try:
+        claude = locate_claude(os.environ.get("CLAUDE_PATH"))
+    except BackendError as exc:
+        pytest.skip(f"real Claude Code CLI not available: {exc}")
+    async with MockAnthropic() as api:
+        settings = files_settings(prosody, tmp_path)
+        settings.agents.claude.path = str(claude)
+        settings.agents.claude.env = api.cli_env(home=tmp_path / "claude-home")
+        make_repositories(settings.work.base_path)
+        api.script_text("A red square.")
+        async with running_service(settings):
+            alice = await user_client("alice")
+            _, agent = await create_agent(alice, settings.manager_jid)
+            picture = png(8, 8)
+            url = await upload(alice, "square.png", picture, "image/png")
+            send_file_message(alice, agent, url, body=f"what is this? {url}")
+            await alice.expect("A red square.", from_=agent, timeout=60)
+        last_user = [m for m in api.requests[-1].messages if m.get("role") == "user"][-1]
+        blocks = last_user["content"]
+        images = [b for b in blocks if isinstance(b, dict) and b.get("type") == "image"]
+        assert [(i["source"]["media_type"], base64.b64decode(i["source"]["data"])) for i in images] == [("image/png", picture)]
+        texts = " ".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict) and b.get("type") == "text")
+        assert "what is this?" in texts and f"saved at {INBOX}/square.png" in texts
