@@ -22,8 +22,18 @@ COPY prosody ./prosody
 RUN if [ "$WITH_CLAUDE" = 1 ]; then spec=".[claude]"; else spec="."; fi \
     && pip wheel --no-cache-dir --wheel-dir /wheels "$spec"
 
+# --- web client: Converse.js's build from npm, the version `make install` fetches ----------------
+FROM python:${PYTHON_VERSION}-slim-bookworm AS webclient
+ARG CONVERSE_VERSION=14.0.0
+WORKDIR /converse
+# hadolint ignore=DL3008
+RUN apt-get update && apt-get install -y --no-install-recommends npm ca-certificates \
+    && npm pack --silent --cafile /etc/ssl/certs/ca-certificates.crt "converse.js@${CONVERSE_VERSION}" \
+    && tar -xzf "converse.js-${CONVERSE_VERSION}.tgz" --strip-components=1 package/dist
+
 # --- runtime ------------------------------------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim-bookworm
+ARG CONVERSE_VERSION=14.0.0
 ARG WITH_CLAUDE=1
 ARG UID=1000
 ARG GID=1000
@@ -50,6 +60,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
        fi
 
 COPY --chmod=0755 entrypoint.sh /usr/local/bin/entrypoint.sh
+# Where agentchat.server.web_client looks for it (<prefix>/share/agentchat).
+COPY --from=webclient /converse/dist /usr/local/share/agentchat/converse.js-${CONVERSE_VERSION}/dist
 
 # An unprivileged user whose home is /root, so the original design's paths keep working:
 # state in /root/.agent-chat, Claude Code's credentials in /root/.claude.
@@ -72,9 +84,9 @@ ENV HOME=/root \
 USER ${UID}:${GID}
 WORKDIR /work
 VOLUME ["/work", "/root/.agent-chat"]
-# c2s (STARTTLS) and c2s with direct TLS (XEP-0368). MCP (3001) and Prosody's HTTP (5280)
-# listen on loopback inside the container only.
-EXPOSE 5222 5223
+# c2s (STARTTLS), c2s with direct TLS (XEP-0368), HTTPS (the web client, file uploads). MCP (3001)
+# and Prosody's plain HTTP (5280) listen on loopback inside the container only.
+EXPOSE 5222 5223 5281
 
 HEALTHCHECK --interval=30s --timeout=20s --start-period=60s --retries=3 \
     CMD ["python", "-m", "agentchat.healthcheck"]

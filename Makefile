@@ -15,9 +15,13 @@ ENGINES_PREFIX ?= .cache/engines
 ENGINE_PACKAGES := @openai/codex@0.171.0 @google/gemini-cli@0.61.0 opencode-ai@1.18.33
 ENGINES_STAMP := $(ENGINES_PREFIX)/.installed-$(shell echo '$(ENGINE_PACKAGES)' | md5sum | cut -c1-12)
 
-.PHONY: install system-packages test-packages run test test-fast bench lint clean install-engines engines-if-npm
+# The web client: Converse.js from npm, pinned (agentchat/server/web_client.py names the same version).
+CONVERSE_VERSION := 14.0.0
+CONVERSE_DIST := .cache/converse.js-$(CONVERSE_VERSION)/dist
 
-install: system-packages $(VENV)/.installed
+.PHONY: install system-packages test-packages web-client run test test-fast bench lint clean install-engines engines-if-npm
+
+install: system-packages $(VENV)/.installed web-client
 
 # Debian/Ubuntu packages: Prosody (the embedded and test server), venv, shellcheck (lint tests),
 # bubblewrap (the sandbox each agent runs in).
@@ -34,13 +38,16 @@ system-packages:
 	fi
 
 # What only the tests use: Profanity driven through tmux (tests/interop/test_profanity.py), and
-# gnutls-cli, GnuTLS as Dino uses it (tests/interop/test_gnutls.py).
+# gnutls-cli, GnuTLS as Dino uses it (tests/interop/test_gnutls.py); Chromium for the web client's
+# browser test (tests/web/), with a colour emoji font so that its screenshot shows the bots' emoji.
 # Without apt (not Debian/Ubuntu), the tests that need them are skipped with the reason printed.
 test-packages:
 	@missing=""; \
 	command -v profanity >/dev/null || missing="$$missing profanity"; \
 	command -v tmux >/dev/null || missing="$$missing tmux"; \
 	command -v gnutls-cli >/dev/null || missing="$$missing gnutls-bin"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing="$$missing fonts-noto-color-emoji"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    echo "Installing Debian packages for the tests:$$missing"; \
@@ -55,6 +62,23 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install $(PIP_FLAGS) -q --upgrade pip
 	$(VENV)/bin/pip install $(PIP_FLAGS) -q -e ".[claude,dev]"
 	touch $@
+
+# Converse.js's build (dist/, 24 MB) from the npm tarball, kept in .cache/ (npm's own cache is reused).
+# Without npm there is no web client: the login hint says so, everything else works.
+CONVERSE_TARBALL := .cache/npm/converse.js-$(CONVERSE_VERSION).tgz
+web-client:
+	@if [ -f $(CONVERSE_DIST)/converse.min.js ]; then exit 0; fi; \
+	if [ ! -f $(CONVERSE_TARBALL) ]; then \
+	  if ! command -v npm >/dev/null; then \
+	    echo "npm not found: no web client (apt install npm, then make install again); any XMPP client works"; \
+	    exit 0; \
+	  fi; \
+	  echo "Fetching the web client: npm pack converse.js@$(CONVERSE_VERSION)"; \
+	  mkdir -p .cache/npm && (cd .cache/npm && npm pack --silent converse.js@$(CONVERSE_VERSION) >/dev/null) || exit 1; \
+	fi; \
+	rm -rf $(CONVERSE_DIST).tmp && mkdir -p $(CONVERSE_DIST).tmp && \
+	tar -xzf $(CONVERSE_TARBALL) -C $(CONVERSE_DIST).tmp --strip-components=2 package/dist && \
+	rm -rf $(CONVERSE_DIST) && mv $(CONVERSE_DIST).tmp $(CONVERSE_DIST)
 
 # Stays in the foreground (Ctrl-C stops it). In another terminal, the command is $(VENV)/bin/agentchat.
 # ARGS for more flags: make run ARGS="--public --domain chat.example.org"

@@ -57,6 +57,8 @@ AGENTCHAT_HOME=${AGENTCHAT_HOME:-${HOME:-/root}/.agent-chat}
 # the optional direct-TLS port, paths and programs.
 XMPP_BIND=${XMPP_BIND:-*}
 XMPP_DIRECT_TLS_PORT=${XMPP_DIRECT_TLS_PORT:-}
+# HTTPS (the c2s certificate): the web client and file uploads for browsers and phones. Empty disables it.
+XMPP_HTTPS_PORT=${XMPP_HTTPS_PORT-5281}
 XMPP_TLS_CERT=${XMPP_TLS_CERT:-$AGENTCHAT_HOME/tls/$XMPP_DOMAIN.crt}
 XMPP_TLS_KEY=${XMPP_TLS_KEY:-$AGENTCHAT_HOME/tls/$XMPP_DOMAIN.key}
 AGENTCHAT_CONFIG=${AGENTCHAT_CONFIG:-$AGENTCHAT_HOME/config.json}
@@ -75,7 +77,7 @@ AGENTCHAT_BIN=${AGENTCHAT_BIN:-agentchat}
 # Read by the config step below and, for AGENTCHAT_HOME, by the service itself.
 export XMPP_DOMAIN XMPP_PORT XMPP_ADMIN_USERNAME MANAGER_USERNAME MCP_PORT MCP_PERMISSION_TIMEOUT \
 	WORK_BASE_PATH AGENTS_MAX_CONCURRENT AGENTS_IDLE_TIMEOUT PROSODY_HTTP_PORT AGENTCHAT_HOME \
-	AGENTCHAT_CONFIG PROSODY_SERVICE_JIDS_FILE PROSODY_BIN
+	AGENTCHAT_CONFIG PROSODY_SERVICE_JIDS_FILE PROSODY_BIN XMPP_HTTPS_PORT
 
 admin_jid=$XMPP_ADMIN_USERNAME@$XMPP_DOMAIN
 manager_jid=$MANAGER_USERNAME@$XMPP_DOMAIN
@@ -322,6 +324,11 @@ config["prosody"].update(
     binary=env["PROSODY_BIN"], httpPort=http_port, serviceJidsFile=env["PROSODY_SERVICE_JIDS_FILE"]
 )
 config["provisioning"].update(adminRestUrl=f"http://127.0.0.1:{http_port}/admin_rest")
+# Files: taken from this Prosody's uploads only (as clients see them), fetched over loopback.
+if not isinstance(config.get("files"), dict):
+    config["files"] = {}
+public = f"https://{env['XMPP_DOMAIN']}:{env['XMPP_HTTPS_PORT']}" if env["XMPP_HTTPS_PORT"] else f"http://localhost:{http_port}"
+config["files"].update(uploadUrl=f"{public}/file_share/", localUploadUrl=f"http://127.0.0.1:{http_port}/file_share/")
 
 # Validate before replacing the file, with nothing but the file (the service sees the same).
 candidate = config_path.with_name(f".{config_path.name}.candidate")
@@ -346,6 +353,12 @@ write_prosody_config() {
 		--tls-cert "$XMPP_TLS_CERT" --tls-key "$XMPP_TLS_KEY" --no-plaintext --log-file "$PROSODY_LOG"
 	)
 	if [[ -n $XMPP_DIRECT_TLS_PORT ]]; then args+=(--c2s-direct-tls-port "$XMPP_DIRECT_TLS_PORT"); fi
+	if [[ -n $XMPP_HTTPS_PORT ]]; then args+=(--https-port "$XMPP_HTTPS_PORT"); fi
+	# The web client, when the image carries Converse.js (exit 3: it does not; everything else works).
+	if "$PYTHON" -m agentchat.server.web_client --domain "$XMPP_DOMAIN" --manager-jid "$manager_jid" \
+		--output "$PROSODY_RUN_DIR/www" >/dev/null; then
+		args+=(--web-root "$PROSODY_RUN_DIR/www")
+	fi
 	"$PYTHON" -m agentchat.server.prosody_config "${args[@]}" >/dev/null ||
 		die "could not write the Prosody config (see above)"
 }

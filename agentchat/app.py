@@ -28,6 +28,8 @@ from agentchat.bots.manager.access import AccessPolicy
 from agentchat.bots.manager.bot import ManagerBot
 from agentchat.bots.room.bot import RoomBot
 from agentchat.bots.room.tools import room_tools
+from agentchat.files.agent_files import agent_files
+from agentchat.files.outgoing import FileSender, send_file_tool
 from agentchat.permissions.audit import AuditLog
 from agentchat.permissions.mcp_server import PermissionMcpServer
 from agentchat.permissions.registry import PermissionRegistry
@@ -124,6 +126,7 @@ class Service:
             )
             for tool in room_tools(self.rooms):
                 self.mcp.add_tool(tool)
+        self.mcp.add_tool(send_file_tool(self._file_sender))  # the agents' send_file (agentchat.files)
         # Before any agent process: the CLI exits if the permission tool is missing at first use.
         await self.mcp.start()
         log.info("MCP server started on port %d", self.mcp.port)
@@ -285,7 +288,7 @@ class Service:
         """An agent's bot on its own account (opened by the supervisor)."""
         assert self.supervisor is not None
         session = XmppSession(self.supervisor.jid_of(agent.id), password, self.settings.xmpp,
-                              rooms=self.settings.rooms.enabled)
+                              rooms=self.settings.rooms.enabled, upload_via=self._upload_via)
         bot = AgentBot(
             agent,
             session,
@@ -295,6 +298,7 @@ class Service:
             open_transport=session.start,
             close_transport=session.stop,
             rooms=session.rooms,
+            files=agent_files(session, agent.owner, agent.id, agent.repo_path(), self.settings.files),
         )
         session.attach(bot.deliver)
         token = self.permissions.register_agent(
@@ -307,6 +311,18 @@ class Service:
     def _engine_of(self, agent_id: str) -> str | None:
         agent = self.supervisor.get(agent_id) if self.supervisor is not None else None
         return agent.record.backend if agent is not None else None
+
+    def _file_sender(self, agent_id: str) -> FileSender | None:
+        agent = self.supervisor.get(agent_id) if self.supervisor is not None else None
+        bot = agent.chat if agent is not None else None
+        return bot.files.sender if isinstance(bot, AgentBot) and bot.files is not None else None
+
+    def _upload_via(self, url: str) -> str:
+        """Where the service PUTs an upload slot's URL: the server's own loopback port for its public URL."""
+        files = self.settings.files
+        if files.upload_url and files.local_upload_url and url.startswith(files.upload_url):
+            return files.local_upload_url + url[len(files.upload_url):]
+        return url
 
     def _agent_removed(self, agent_id: str) -> None:
         self._tokens.pop(agent_id, None)

@@ -200,6 +200,41 @@ class ProsodySettings(Section):
     # The file of service JIDs that our Prosody module exempts from rate limits; the embedded
     # server sets its own. With an external Prosody, point it at that server's file.
     service_jids_file: Path | None = None
+    # With public: HTTPS for browsers and phones (the web client, uploads), with the c2s certificate.
+    https_port: int = Field(5281, ge=1, le=65535)
+    # Serve the web client (Converse.js, when `make install` could fetch it) at Prosody's HTTP(S) port.
+    web_client: bool = True
+
+
+class FilesSettings(Section):
+    """Files between a person and an agent, both ways (XEP-0363 uploads through Prosody)."""
+
+    # Where a received file is saved, relative to the agent's repository (git-ignored there).
+    inbox_folder: str = ".agentchat/inbox"
+    # The largest file taken from the chat or sent to it, in bytes (Prosody's upload limit by default).
+    max_size: int = Field(10 * 1024 * 1024, gt=0)
+    # Files are taken from URLs under this prefix only: the server's own upload service
+    # (http_file_share). --embedded-prosody sets it; unset, received files are refused.
+    upload_url: str | None = None
+    # How the service itself reaches those URLs (the same server over loopback); unset: upload_url.
+    local_upload_url: str | None = None
+
+    @field_validator("inbox_folder")
+    @classmethod
+    def _inside_the_repository(cls, value: str) -> str:
+        parts = Path(value).parts
+        if not value.strip() or Path(value).is_absolute() or ".." in parts or any(ord(c) < 32 for c in value):
+            raise ValueError("must be a relative folder inside the repository (no '..')")
+        return value.strip().strip("/")
+
+    @field_validator("upload_url", "local_upload_url")
+    @classmethod
+    def _a_folder_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value if value.endswith("/") else value + "/"
 
 
 class RoomSettings(Section):
@@ -228,6 +263,7 @@ class Settings(Section):
     agents: AgentSettings = Field(default_factory=AgentSettings)
     provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     prosody: ProsodySettings = Field(default_factory=ProsodySettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     rooms: RoomSettings = Field(default_factory=RoomSettings)
     # Not read from the file: where state, logs and secrets live.

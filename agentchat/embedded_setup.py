@@ -8,6 +8,7 @@ service's own bots then use STARTTLS too, verifying the served certificate (pinn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from agentchat.server.embedded import (
 )
 from agentchat.server.prosody_config import ProsodyConfigParams, atomic_write_text
 from agentchat.server.tls import ServerCertificate, ensure_certificate, is_ip_address
+from agentchat.server.web_client import write_web_root
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,8 @@ def embedded_params(settings: Settings, certificate: ServerCertificate) -> Proso
         tls_key=certificate.key_path,
         # Prosody 0.12 cannot require TLS on some interfaces only: public means TLS everywhere.
         allow_plaintext=not prosody.public,
+        # Browsers elsewhere (the web client) and phones' uploads need HTTPS; loopback keeps plain http.
+        https_port=prosody.https_port if prosody.public else None,
     )
 
 
@@ -129,6 +133,10 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
     """
     certificate = await asyncio.to_thread(server_certificate, settings)
     params = embedded_params(settings, certificate)
+    if settings.prosody.web_client:
+        web_root = await asyncio.to_thread(write_web_root, params.run_dir / "www", settings.xmpp.domain,
+                                           settings.manager_jid)
+        params = dataclasses.replace(params, web_root=web_root)
     check_ports_free(params, [("MCP permission", settings.mcp.host, settings.mcp.port)])
     fill_service_secrets(settings)
     prosody = EmbeddedProsody(params, prosody_binary=settings.prosody.binary)
@@ -137,6 +145,10 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
     await prosody.register(settings.xmpp.admin_username, settings.xmpp.domain, settings.xmpp.admin_password.get_secret_value())
     await prosody.register(settings.manager.username, settings.xmpp.domain, settings.manager.password.get_secret_value())
     settings.prosody.service_jids_file = params.effective_service_jids_file
+    # Files are taken from this server's uploads only, fetched (and put) over its loopback port.
+    if settings.files.upload_url is None and params.upload_url is not None:
+        settings.files.upload_url = params.upload_url
+        settings.files.local_upload_url = params.local_upload_url
     settings.provisioning.admin_rest_url = params.http_base_url + "/admin_rest"
     endpoints = {"adminRestUrl": settings.provisioning.admin_rest_url}
     await asyncio.to_thread(atomic_write_text, params.run_dir / ENDPOINTS_FILE, json.dumps(endpoints) + "\n", 0o644)

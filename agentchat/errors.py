@@ -33,3 +33,8 @@ class RepositoryError(AgentChatError):
 
 class StateError(AgentChatError):
     """Persisted state could not be read or written."""
+
+
+class FileRefused(AgentChatError):
+    """A file was not taken or not sent (too big, not from our server, a bad name, content unlike its name);
+    the message is the one line the chat shows."""

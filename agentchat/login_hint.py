@@ -10,6 +10,8 @@ from pathlib import Path
 from agentchat.config import Settings
 from agentchat.embedded_setup import EmbeddedServer
 from agentchat.server.dns_records import dns_records, is_reachable_from_internet, local_addresses
+from agentchat.server.prosody_config import ProsodyConfigParams
+from agentchat.server.web_client import missing_hint, web_client_url
 
 
 def login_hint(settings: Settings, server: EmbeddedServer, jid: str, password: str) -> str:
@@ -35,24 +37,41 @@ def login_hint(settings: Settings, server: EmbeddedServer, jid: str, password: s
     lines.append(f"    SHA-256 {certificate.fingerprint_sha256}")
     lines.append(f"    SHA-1   {certificate.fingerprint_sha1} (Profanity shows this one, lower case, no colons)")
     lines.append(f"  then send `help` to {settings.manager_jid} (in your contacts, group \"agentchat\")")
+    lines.append(web_client_line(params, certificate.self_signed))
     lines.append(f"  more accounts, from another terminal: {command_name()} user add NAME")
     if server.public:
         addresses = local_addresses(params.c2s_interfaces)
         ports = [settings.xmpp.port] + ([params.c2s_direct_tls_port] if params.c2s_direct_tls_port else [])
         records = dns_records(settings.xmpp.domain, addresses, settings.xmpp.port, params.c2s_direct_tls_port)
+        if params.https_port is not None:
+            ports.append(params.https_port)  # HTTPS: the web client, and files to and from phones
         width = max(len(record.name) for record in records)
         where = ", ".join({"*": "every IPv4 address", "::": "every IPv6 address"}.get(i, i) for i in params.c2s_interfaces)
         lines += ["", f"  Serving phones on {where} (TLS required), "
-                      f"TCP port{'s' if len(ports) > 1 else ''} {' and '.join(map(str, ports))}.",
+                      f"TCP port{'s' if len(ports) > 1 else ''} {_and(ports)}.",
                   f"  DNS records for {settings.xmpp.domain}, at your DNS provider:"]
         lines += [f"    {record.zone_line(width)}" for record in records]
         hidden = [str(a) for a in addresses if not is_reachable_from_internet(a)]
-        opened = " and ".join(map(str, ports))
+        opened = _and(ports)
         if hidden:
             lines.append(f"  {', '.join(hidden)} cannot be reached from the internet: put your router's public")
             lines.append(f"  address in the A record and forward TCP {opened} to this machine.")
         lines.append(f"  Open TCP {opened} in the firewall.")
     return "\n".join(lines) + "\n"
+
+
+def _and(items: list[int]) -> str:
+    words = [str(item) for item in items]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def web_client_line(params: ProsodyConfigParams, self_signed: bool) -> str:
+    """Where the browser client is, or why there is none."""
+    url = web_client_url(params)
+    if url is None:
+        return f"  web client: {missing_hint()}"
+    trust = " (the browser asks to trust the same certificate)" if url.startswith("https:") and self_signed else ""
+    return f"  or in a browser, nothing to install: {url} with the same account{trust}"
 
 
 def command_name() -> str:

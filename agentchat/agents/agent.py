@@ -22,7 +22,9 @@ from agentchat.agents.backends.base import (
     BackendSpec,
     ProcessExited,
     SessionStarted,
+    TurnImage,
     TurnResult,
+    UserTurn,
 )
 from agentchat.agents.backends.process import wait_event
 from agentchat.errors import AgentChatError, BackendError, StateError
@@ -121,6 +123,7 @@ class _QueuedMessage:
     # How many agents handed it on before it reached this one (0: a person wrote it); limits loops.
     chain: int = 0
     state: TurnState = TurnState.SUBMITTED
+    images: tuple[TurnImage, ...] = ()  # pictures that came with it (kept in memory only)
 
 
 @dataclass(frozen=True)
@@ -257,12 +260,13 @@ class Agent:
     # what the chat side calls
 
     def submit(self, text: str, record_id: int | None, message_id: str | None = None, *,
-               origin: str | None = None, chain: int = 0) -> Submitted:
+               origin: str | None = None, chain: int = 0, images: tuple[TurnImage, ...] = ()) -> Submitted:
         """Queue a message (already recorded by the chat side) for the next turn. ``origin``: the room it
-        came from (its answers go there); ``chain``: how many agents handed it on before."""
+        came from (its answers go there); ``chain``: how many agents handed it on before; ``images``:
+        pictures that came with it."""
         ahead = self._queue.qsize()
         busy = self.in_turn or self.waiting_for_slot
-        message = _QueuedMessage(record_id, text, message_id, origin=origin, chain=chain)
+        message = _QueuedMessage(record_id, text, message_id, origin=origin, chain=chain, images=images)
         self._queue.put_nowait(message)
         if (busy or ahead) and record_id is not None:
             # It waits: a restart must run it (a message still RECEIVED would go through the chat side again).
@@ -384,7 +388,7 @@ class Agent:
                 try:
                     if backend is None:
                         raise BackendError("the agent's process ended before it could take the message")
-                    await backend.send(message.text)
+                    await backend.send_turn(UserTurn(message.text, message.images))
                 except BackendError:
                     if backend is not None and backend.running:
                         raise

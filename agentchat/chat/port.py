@@ -116,6 +116,8 @@ class Outbound:
     chat_state: ChatState | None = ChatState.ACTIVE
     # XEP-0308: this corrects our earlier message with that id.
     replaces: str | None = None
+    # XEP-0066: the message shares this uploaded file (the text is then the URL itself, as clients expect).
+    attachment_url: str | None = None
 
 
 class RoomTransport(Protocol):
@@ -151,3 +153,6 @@ class ChatTransport(Protocol):
 
     def request_subscription(self, jid: str) -> None:
         """Ask ``jid`` to see our presence, and pre-approve theirs."""
+
+    async def upload_file(self, name: str, data: bytes, content_type: str) -> str:
+        """Put a file on the server's upload service (XEP-0363); the URL to share. FileRefused when it cannot."""

@@ -66,6 +66,8 @@ def listening_ports(params: ProsodyConfigParams) -> list[tuple[str, str, int]]:
     if params.c2s_direct_tls_port is not None:
         wanted += [("c2s direct TLS", interface, params.c2s_direct_tls_port) for interface in params.c2s_interfaces]
     wanted.append(("Prosody HTTP", params.http_interface, params.http_port))
+    if params.https_port is not None:
+        wanted += [("Prosody HTTPS", interface, params.https_port) for interface in params.effective_https_interfaces]
     return wanted
 
 

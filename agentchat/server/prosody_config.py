@@ -108,12 +108,24 @@ class ProsodyConfigParams:
     # mod_limits' read rate for human c2s connections (Prosody's own default).
     c2s_rate: str = "10kb/s"
     modules_dir: Path | None = None
-    # Optional extras: mod_groups roster file, a MUC component, an XEP-0363 upload component.
+    # Optional extras: mod_groups roster file, a MUC component.
     groups_file: Path | None = None
     # Rooms (XEP-0045 at rooms.DOMAIN, archived with mod_muc_mam): on unless turned off.
     muc: bool = True
-    http_upload: bool = False
+    # XEP-0363 uploads (mod_http_file_share as upload.DOMAIN): files between people and agents, both ways.
+    # Prosody's own defaults: 10 MiB a file, 100 MiB per user and day, kept a week.
+    http_upload: bool = True
     http_upload_size_limit: int = 10 * 1024 * 1024
+    http_upload_daily_quota: int = 100 * 1024 * 1024
+    http_upload_expires_after: int = 7 * 24 * 3600
+    # HTTPS with the c2s certificate (the web client and uploads, for other machines) on this port and
+    # these interfaces (default: c2s's). A browser elsewhere needs it: plain http is a secure context
+    # only for localhost, and Converse's SCRAM login fails outside one.
+    https_port: int | None = None
+    https_interfaces: tuple[str, ...] = ()
+    # The web client's folder (index.html, its scripts, Converse's dist/), served at "/" together with
+    # WebSocket (/xmpp-websocket) and BOSH (/http-bind); see agentchat.server.web_client.
+    web_root: Path | None = None
 
     def __post_init__(self) -> None:
         if not _DOMAIN_RE.match(self.domain):
@@ -121,6 +133,8 @@ class ProsodyConfigParams:
         ports = [("c2s_port", self.c2s_port), ("http_port", self.http_port)]
         if self.c2s_direct_tls_port is not None:
             ports.append(("c2s_direct_tls_port", self.c2s_direct_tls_port))
+        if self.https_port is not None:
+            ports.append(("https_port", self.https_port))
         for name, port in ports:
             if not 1 <= port <= 65535:
                 raise ProsodyError(f"{name} must be between 1 and 65535, got {port}")
@@ -140,6 +154,8 @@ class ProsodyConfigParams:
             raise ProsodyError("tls_cert and tls_key go together")
         if self.c2s_direct_tls_port is not None and self.tls_cert is None:
             raise ProsodyError("a direct-TLS port needs tls_cert and tls_key")
+        if self.https_port is not None and self.tls_cert is None:
+            raise ProsodyError("an HTTPS port needs tls_cert and tls_key")
         for jid in self.admins:
             if not _BARE_JID_RE.match(jid):
                 raise ProsodyError(f"admin {jid!r} is not a bare JID")
@@ -183,6 +199,33 @@ class ProsodyConfigParams:
     def http_base_url(self) -> str:
         return f"http://{_url_host(self.http_interface)}:{self.http_port}"
 
+    @property
+    def effective_https_interfaces(self) -> tuple[str, ...]:
+        if self.https_port is None:
+            return ()
+        return self.https_interfaces or self.c2s_interfaces
+
+    @property
+    def external_url(self) -> str:
+        """Where clients reach this HTTP server (``http_external_url``: upload slots, the web client):
+        HTTPS under the domain when it is served beyond loopback, else ``localhost`` on the loopback
+        port (a secure context for browsers, and the web page's own origin: no CORS for uploads)."""
+        if any(not is_loopback_interface(i) for i in self.effective_https_interfaces):
+            return f"https://{self.domain}:{self.https_port}/"
+        if self.http_interface in ("127.0.0.1", "localhost"):
+            return f"http://localhost:{self.http_port}/"
+        return self.http_base_url + "/"
+
+    @property
+    def upload_url(self) -> str | None:
+        """The prefix of every upload's URL (XEP-0363 GET URLs), None without uploads."""
+        return self.external_url + "file_share/" if self.http_upload else None
+
+    @property
+    def local_upload_url(self) -> str | None:
+        """The same files through the loopback HTTP port: how the service itself fetches and puts them."""
+        return self.http_base_url + "/file_share/" if self.http_upload else None
+
 
 def render_prosody_config(params: ProsodyConfigParams) -> str:
     """The config text for these parameters (no file is touched but the template)."""
@@ -205,7 +248,15 @@ def render_prosody_config(params: ProsodyConfigParams) -> str:
             c2s_direct_tls_ports="" if params.c2s_direct_tls_port is None else str(params.c2s_direct_tls_port),
             http_interface=lua_str(params.http_interface),
             http_port=str(params.http_port),
-            http_external_url=lua_str(params.http_base_url + "/"),
+            https_interfaces=lua_list(params.effective_https_interfaces),
+            https_ports="" if params.https_port is None else str(params.https_port),
+            https_ssl_line=(
+                f"https_ssl = {{ certificate = {lua_str(params.tls_cert)}; key = {lua_str(params.tls_key)} }}"
+                if params.https_port is not None and params.tls_cert and params.tls_key
+                else "-- no https_ssl: no HTTPS port"
+            ),
+            http_external_url=lua_str(params.external_url),
+            web_lines=_web_lines(params),
             domain=lua_str(params.domain),
             admins=lua_list(params.admins),
             extra_modules=_extra_modules(params),
@@ -392,6 +443,8 @@ def _extra_modules(params: ProsodyConfigParams) -> str:
         extra.append("mam")
     if params.groups_file:
         extra.append("groups")
+    if params.web_root is not None:
+        extra += ["bosh", "websocket", "http_files"]
     return "".join(f"    {lua_str(name)};\n" for name in extra)
 
 
@@ -419,6 +472,20 @@ def _encryption_lines(params: ProsodyConfigParams) -> str:
     return "c2s_require_encryption = true"
 
 
+def _web_lines(params: ProsodyConfigParams) -> str:
+    if params.web_root is None:
+        return "-- no web client (agentchat.server.web_client found no Converse.js)\n"
+    lines = [
+        "-- The web client (Converse.js, agentchat.server.web_client) and how it speaks XMPP over HTTP.",
+        f"http_files_dir = {lua_str(params.web_root)}",
+        'http_paths = { files = "/"; bosh = "/http-bind"; websocket = "/xmpp-websocket" }',
+    ]
+    if not params.allow_plaintext and is_loopback_interface(params.http_interface):
+        # TLS is required for c2s; plain HTTP only listens on loopback (HTTPS is TLS anyway).
+        lines.append("consider_websocket_secure = true; consider_bosh_secure = true -- plain http is loopback only")
+    return "\n".join(lines) + "\n"
+
+
 def _components(params: ProsodyConfigParams) -> str:
     blocks: list[str] = []
     if params.muc:
@@ -436,6 +503,8 @@ def _components(params: ProsodyConfigParams) -> str:
             # fallback for every other HTTP module (pitfall G9).
             f"    http_host = {lua_str(params.domain)}\n"
             f"    http_file_share_size_limit = {params.http_upload_size_limit}\n"
+            f"    http_file_share_daily_quota = {params.http_upload_daily_quota}\n"
+            f"    http_file_share_expires_after = {params.http_upload_expires_after}\n"
         )
     return "\n".join(blocks)
 
@@ -460,6 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mam", action="store_true")
     parser.add_argument("--archive-store", choices=["internal", "memory", "sql"], default="internal")
     parser.add_argument("--modules-dir", type=Path)
+    parser.add_argument("--https-port", type=int, help="HTTPS (web client, uploads) with the TLS certificate")
+    parser.add_argument("--web-root", type=Path, help="the web client's folder (python -m agentchat.server.web_client)")
     parser.add_argument("--run-as-root", action=argparse.BooleanOptionalAction, default=None,
                         help="default: whether this command runs as root")
     args = parser.parse_args(argv)
@@ -481,6 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             mam=args.mam,
             archive_store=args.archive_store,
             modules_dir=args.modules_dir,
+            https_port=args.https_port,
+            web_root=args.web_root,
             **({} if args.run_as_root is None else {"run_as_root": args.run_as_root}),
         )
         print(write_prosody_config(params, args.output))

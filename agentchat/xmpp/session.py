@@ -20,6 +20,7 @@ Nothing here knows agents, prompts or commands.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import re
@@ -46,6 +47,7 @@ from agentchat.xmpp.stanzas import to_inbound, to_message
 from agentchat.xmpp.tls import client_tls_context
 from agentchat.xmpp.xep_0045_rooms import PLUGINS as ROOM_PLUGINS
 from agentchat.xmpp.xep_0045_rooms import RoomMembership
+from agentchat.xmpp.xep_0363 import http_upload
 from agentchat.xmpp.xep_0198 import AckGate
 
 # Every login of this process derives its SCRAM key in C (see scram.py).
@@ -112,8 +114,11 @@ class XmppSession:
         *,
         extra_plugins: tuple[str, ...] = (),
         rooms: bool = False,
+        upload_via: Callable[[str], str] | None = None,
     ) -> None:
         self.jid = jid
+        # How this process reaches an upload URL the server hands out (e.g. its public HTTPS URL → loopback).
+        self._upload_via = upload_via
         self._settings = settings
         plugin_config = {"feature_mechanisms": {"unencrypted_scram": True}} if settings.security == "plain" else {}
         # A fixed resource: after a crash of the service, the new session replaces the old one that
@@ -234,7 +239,7 @@ class XmppSession:
         # A registered secret (a password, a token, an API key a CLI printed) never goes out in a chat.
         text = _NOT_XML.sub("\ufffd", known_secrets.scrub(message.text))
         if text != message.text:
-            message = Outbound(message.to, text, message.kind, message.receipt, message.chat_state, message.replaces)
+            message = dataclasses.replace(message, text=text)
         item = _Queued(message, stanza_id)
         self._outbox[stanza_id] = item
         if self.online:
@@ -259,6 +264,11 @@ class XmppSession:
         self.subscribe_to.add(jid)
         if self.online:
             self._subscribe(jid)
+
+    async def upload_file(self, name: str, data: bytes, content_type: str) -> str:
+        """XEP-0363: a slot from the server's upload service, the bytes PUT to it; returns the URL to share.
+        The PUT goes where ``upload_via`` says this process reaches the server's HTTP (its loopback port)."""
+        return await http_upload(self.client, self._settings.domain, name, data, content_type, self._upload_via)
 
     def _subscribe(self, jid: str) -> None:
         self.client.send_presence(pto=jid, ptype="subscribed")

@@ -15,6 +15,7 @@ registered. The XEPs involved:
 from __future__ import annotations
 
 import logging
+import xml.etree.ElementTree as ET
 from datetime import datetime
 
 import slixmpp
@@ -104,6 +105,9 @@ def to_message(client: slixmpp.ClientXMPP, message: Outbound, message_id: str) -
         stanza["request_receipt"] = True
     if message.replaces:
         stanza["replace"]["id"] = message.replaces
+    if message.attachment_url:
+        oob = ET.SubElement(stanza.xml, _q(NS_OOB, "x"))
+        ET.SubElement(oob, _q(NS_OOB, "url")).text = message.attachment_url
     return stanza
 
 

@@ -99,25 +99,6 @@ async def test_messages_during_a_turn_are_queued_and_acknowledged(prosody, user_
         await alice.expect("✅ Done", from_=agent, timeout=20)
 
 
-async def test_long_answers_arrive_in_pieces_below_the_stanza_limit(prosody, user_client, tmp_path: Path) -> None:
-    settings = service_settings(prosody, tmp_path)
-    make_repositories(settings.work.base_path)
-    async with running_service(settings):
-        # Unthrottled: a human's 200 kB upload takes 20 s under Prosody's 10 kB/s c2s limit.
-        alice = await user_client("alice", service=True)
-        _, agent = await create_agent(alice, settings.manager_jid)
-        line = "0123456789" * 9 + "\n"
-        text = line * 2000  # ~200 kB
-        await alice.send(agent, text)
-        pieces = []
-        while sum(len(p) for p in pieces) < len(text):
-            pieces.append((await alice.expect(lambda m: m.body.startswith(("MOCK_REPLY", "0123")), from_=agent, timeout=20)).body)
-        assert len(pieces) >= 4
-        assert all(len(p.encode()) <= 60_000 for p in pieces)
-        # Split on line boundaries: nothing lost but the line breaks where the pieces meet.
-        assert "".join(pieces).replace("\n", "") == ("MOCK_REPLY: " + text).replace("\n", "")
-
-
 async def test_idle_agent_stops_and_resumes_on_the_next_message(prosody, user_client, tmp_path: Path) -> None:
     settings = service_settings(prosody, tmp_path, agents={"idleTimeout": 1000})
     make_repositories(settings.work.base_path)

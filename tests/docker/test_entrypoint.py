@@ -238,7 +238,7 @@ def alive(pid: int) -> bool:
 
 def entrypoint_env(tmp: Path, **overrides: str | None) -> dict[str, str]:
     """The entrypoint's environment: paths under ``tmp``, free ports, none of this machine's settings."""
-    c2s, direct_tls, http, mcp = free_ports(4)
+    c2s, direct_tls, http, mcp, https = free_ports(5)
     ours = ("AGENTCHAT_", "XMPP_", "PROSODY_", "MANAGER_", "SERVICE_", "FAKE_")
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS and not k.startswith(ours)}
     env.update(
@@ -255,6 +255,7 @@ def entrypoint_env(tmp: Path, **overrides: str | None) -> dict[str, str]:
         XMPP_PORT=str(c2s),
         XMPP_DIRECT_TLS_PORT=str(direct_tls),
         PROSODY_HTTP_PORT=str(http),
+        XMPP_HTTPS_PORT=str(https),
         MCP_PORT=str(mcp),
         PROSODY_STOP_TIMEOUT="5",
         SERVICE_STOP_TIMEOUT="15",

@@ -166,9 +166,9 @@ def test_dockerfile_claude_is_a_build_argument(final_stage) -> None:
     assert '".[claude]"' in text and '"agentchat[claude]"' in text
 
 
-def test_dockerfile_exposes_xmpp_only(final_stage) -> None:
+def test_dockerfile_exposes_xmpp_and_https_only(final_stage) -> None:
     exposed = set(only(final_stage, "EXPOSE").split())
-    assert exposed == {"5222", "5223"}  # MCP and Prosody's HTTP stay on loopback
+    assert exposed == {"5222", "5223", "5281"}  # MCP and Prosody's plain HTTP stay on loopback
 
 
 def test_dockerfile_volumes_are_the_designs(final_stage) -> None:
@@ -260,7 +260,7 @@ def test_compose_example_runs_the_image_as_designed() -> None:
     service = compose["services"]["agentchat"]
     assert service["build"]["context"] == "."
     ports = {str(p).split(":")[-1] for p in service["ports"]}
-    assert ports == {"5222", "5223"}
+    assert ports == {"5222", "5223", "5281"}
     targets = {volume.split(":")[1] for volume in service["volumes"]}
     assert {"/work", "/root/.agent-chat"} <= targets
     assert set(DESIGN_ENV) <= set(service["environment"])

@@ -79,7 +79,8 @@ async def test_a_phone_on_another_machine_logs_in_with_tls_and_plaintext_is_refu
                        f"_xmpps-client._tcp.{DOMAIN}. SRV 0 5 5223 {DOMAIN}."):
             assert record in lines, text
         assert f"{SERVER_ADDRESS} cannot be reached from the internet" in text
-        assert "Open TCP 5222 and 5223 in the firewall." in text
+        assert "Open TCP 5222, 5223 and 5281 in the firewall." in text
+        assert f"or in a browser, nothing to install: https://{DOMAIN}:5281/" in text
 
         phone_run = await asyncio.create_subprocess_exec(
             "ip", "netns", "exec", phone, sys.executable, "-m", "tests.support.netns_client", SERVER_ADDRESS, jid,

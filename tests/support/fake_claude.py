@@ -22,6 +22,10 @@ What a user message does (the directive may sit anywhere in the text):
     [[sleep:SECONDS]]             the turn takes that long (an interrupt ends it early), then echoes
     [[exit:CODE]]                 print init, then die with that exit code (stderr says why)
 
+A user message with image blocks (a picture sent in the chat) reads ``[image <type>, <N> bytes]`` for
+each, so the echo shows it. ``[[tool:mcp__agentchat__NAME {…}]]`` calls the service's own MCP tool NAME
+(send_file…) on the permission tool's server, without a prompt, as the real CLI does with --allowedTools.
+
 Environment:
 
     FAKE_CLAUDE_FIXTURE=NAME      replay this fixture for every message without a directive
@@ -902,10 +906,21 @@ def _blocks(entry: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _content_text(content: Any) -> str:
+    """The text of a user message; an image block reads ``[image <media type>, <N> bytes]`` (the echo shows it)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
+        parts = []
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text":
+                parts.append(str(block.get("text", "")))
+            elif block.get("type") == "image":
+                source = block.get("source") or {}
+                size = len(base64.b64decode(str(source.get("data", ""))))
+                parts.append(f"[image {source.get('media_type')}, {size} bytes]")
+        return "\n".join(parts)
     return ""
 
 

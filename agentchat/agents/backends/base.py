@@ -94,6 +94,29 @@ class ProcessExited(AgentEvent):
     session_in_use: bool = False
 
 
+@dataclass(frozen=True)
+class TurnImage:
+    """A picture the person sent, for the model to see; ``path`` is where it was saved (repository-relative)."""
+
+    media_type: str  # image/png, image/jpeg, image/gif or image/webp
+    data: bytes
+    path: str
+
+
+@dataclass(frozen=True)
+class UserTurn:
+    """One message for the agent: its text, and the pictures that came with it."""
+
+    text: str
+    images: tuple[TurnImage, ...] = ()
+
+    def text_with_paths(self) -> str:
+        """The text, and a line per picture saying where it was saved."""
+        lines = [self.text] if self.text else []
+        lines += [f"The user sent an image, saved at {image.path}" for image in self.images]
+        return "\n".join(lines)
+
+
 class EventChannel:
     """A backend's ordered event stream: its tasks emit(), one consumer iterates.
 
@@ -172,6 +195,10 @@ class AgentBackend(abc.ABC):
     @abc.abstractmethod
     async def send(self, text: str) -> None:
         """Send one user message; it starts a turn. Only called when no turn is running."""
+
+    async def send_turn(self, turn: UserTurn) -> None:
+        """Send one user message with its pictures. Engines that take text only get each picture's saved path."""
+        await self.send(turn.text_with_paths())
 
     @abc.abstractmethod
     async def interrupt(self) -> None:

@@ -23,6 +23,7 @@ from agentchat.agents.backends.base import (
     ProcessExited,
     ToolResult,
     ToolUse,
+    TurnImage,
     TurnResult,
 )
 from agentchat.bots.agent.commands import AGENT_COMMANDS
@@ -34,6 +35,7 @@ from agentchat.chat.quoting import split_leading_quote
 from agentchat.chat.splitting import split_message
 from agentchat.chat.styling import markdown_to_styling
 from agentchat.errors import StateError
+from agentchat.files.agent_files import AgentFiles
 from agentchat.permissions.registry import AnswerResult, AnswerStatus, PermissionRegistry
 from agentchat.permissions.replies import looks_like_reply
 from agentchat.permissions.requests import Behavior, DecidedBy, Decision, PermissionRequest
@@ -85,8 +87,11 @@ class AgentBot:
         open_transport: Callable[[], Awaitable[None]],
         close_transport: Callable[[], Awaitable[None]],
         rooms: RoomTransport | None = None,
+        files: AgentFiles | None = None,
     ) -> None:
         self.agent = agent
+        # Files both ways (agentchat.files): the owner's uploads in, long texts and send_file out.
+        self.files = files
         self.transport = transport
         self._permissions = permissions
         self._store = store
@@ -164,10 +169,15 @@ class AgentBot:
     # output (ChatPort)
 
     async def say(self, text: str, *, hands_on: bool = False) -> None:
-        """Send text to the owner (or to the room whose turn runs): split below the stanza size limit, persisted.
+        """Send text to the owner (or to the room whose turn runs): styled, split below the stanza size
+        limit (or to the owner as one file when that would take many messages), persisted.
         ``hands_on``: the agent's own words, whose mentions of other agents in a room reach them."""
         room = self._room_turn
-        for chunk in split_message(text):
+        if room is None and self.files is not None and await self.files.sender.send_long_text(text):
+            chunks: list[str] = []
+        else:
+            chunks = split_message(text)
+        for chunk in chunks:
             if room is not None:
                 sent = self.transport.send(Outbound(room, chunk, MessageKind.GROUPCHAT, chat_state=None))
                 if hands_on:
@@ -177,7 +187,6 @@ class AgentBot:
                 self._composing_shown = False
         if room is not None:
             return  # a room's lines are kept by the room's own history
-
         # Written behind the chat, in order: a commit per message must not hold up the next event
         # (a burst of 1000 events took seconds with the write awaited here: docs/performance.md).
         self._history.append(text)
@@ -396,7 +405,13 @@ class AgentBot:
             return False
         # A reply to one of our other messages keeps its quote: it tells the agent what is meant.
         body = inbound.raw_body if inbound.reply_to is not None else inbound.text
-        submitted = self.agent.submit(body, received.record_id, inbound.origin_id or inbound.message_id)
+        images: tuple[TurnImage, ...] = ()
+        if inbound.attachments and self.files is not None:
+            taken = await self.files.intake.take(inbound, body, self.say)
+            if taken is None:  # every file refused (each said why), nothing else to pass on
+                return False
+            body, images = taken.text, taken.images
+        submitted = self.agent.submit(body, received.record_id, inbound.origin_id or inbound.message_id, images=images)
         await self._tell_waiting_prompt()
         if submitted.busy or submitted.ahead:
             await self._tell_queued(submitted.ahead + 1)

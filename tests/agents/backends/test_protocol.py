@@ -303,6 +303,17 @@ def test_user_message_encoding_round_trips(text: str) -> None:
     assert json.loads(line) == {"type": "user", "message": {"role": "user", "content": text}}
 
 
+def test_a_message_with_pictures_is_a_text_block_and_base64_image_blocks() -> None:
+    line = encode_user_message("look at this", [("image/png", b"\x89PNG\r\n\x1a\n"), ("image/jpeg", b"\xff\xd8\xff")])
+    assert line.count(b"\n") == 1
+    assert json.loads(line)["message"] == {"role": "user", "content": [
+        {"type": "text", "text": "look at this"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/"}},
+    ]}
+    assert json.loads(encode_user_message("", [("image/gif", b"GIF89a")]))["message"]["content"][0]["type"] == "image"
+
+
 def test_control_messages() -> None:
     assert json.loads(encode_interrupt("req_int_3")) == {"type": "control_request", "request_id": "req_int_3", "request": {"subtype": "interrupt"}}
     assert json.loads(encode_control_error("x", "no")) == {"type": "control_response", "response": {"subtype": "error", "request_id": "x", "error": "no"}}

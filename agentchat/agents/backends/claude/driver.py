@@ -33,6 +33,7 @@ from agentchat.agents.backends.base import (
     ToolResult,
     ToolUse,
     TurnResult,
+    UserTurn,
 )
 from agentchat.agents.backends.claude.locate import locate_claude
 from agentchat.agents.backends.claude.protocol import (
@@ -284,6 +285,11 @@ class ClaudeCodeBackend(AgentBackend):
     async def send(self, text: str) -> None:
         run = self._require_run()
         run.write(encode_user_message(text))
+
+    async def send_turn(self, turn: UserTurn) -> None:
+        """Pictures go as image content blocks: Claude sees them (and reads where they were saved)."""
+        run = self._require_run()
+        run.write(encode_user_message(turn.text_with_paths(), [(image.media_type, image.data) for image in turn.images]))
 
     async def interrupt(self) -> None:
         run = self._run

@@ -8,9 +8,10 @@ blocks become ``UnknownEvent`` / ``UnknownBlock``, and a line that is not a JSON
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -435,7 +436,8 @@ def _first_line(exc: BaseException) -> str:
 
 class _UserContent(BaseModel):
     role: Literal["user"] = "user"
-    content: str
+    # A string, or content blocks (text and base64 images) as in the Messages API.
+    content: str | list[dict[str, Any]]
 
 
 class UserInput(BaseModel):
@@ -461,8 +463,17 @@ def _encode(model: BaseModel) -> bytes:
     return (json.dumps(model.model_dump(mode="json"), ensure_ascii=True) + "\n").encode("ascii")
 
 
-def encode_user_message(text: str) -> bytes:
-    return _encode(UserInput(message=_UserContent(content=text)))
+def encode_user_message(text: str, images: Sequence[tuple[str, bytes]] = ()) -> bytes:
+    """One user message; with ``images`` ((media type, bytes) each) a text block then one image block each."""
+    if not images:
+        return _encode(UserInput(message=_UserContent(content=text)))
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    blocks += [
+        {"type": "image", "source": {"type": "base64", "media_type": media_type,
+                                     "data": base64.b64encode(data).decode("ascii")}}
+        for media_type, data in images
+    ]
+    return _encode(UserInput(message=_UserContent(content=blocks)))
 
 
 def encode_interrupt(request_id: str) -> bytes:
