@@ -59,6 +59,8 @@ XMPP_BIND=${XMPP_BIND:-*}
 XMPP_DIRECT_TLS_PORT=${XMPP_DIRECT_TLS_PORT:-}
 # HTTPS (the c2s certificate): the web client and file uploads for browsers and phones. Empty disables it.
 XMPP_HTTPS_PORT=${XMPP_HTTPS_PORT-5281}
+# How fast a person's client may send (mod_limits; the service's accounts are never throttled).
+XMPP_HUMAN_RATE=${XMPP_HUMAN_RATE:-1mb/s}
 XMPP_TLS_CERT=${XMPP_TLS_CERT:-$AGENTCHAT_HOME/tls/$XMPP_DOMAIN.crt}
 XMPP_TLS_KEY=${XMPP_TLS_KEY:-$AGENTCHAT_HOME/tls/$XMPP_DOMAIN.key}
 AGENTCHAT_CONFIG=${AGENTCHAT_CONFIG:-$AGENTCHAT_HOME/config.json}
@@ -354,6 +356,7 @@ write_prosody_config() {
 	)
 	if [[ -n $XMPP_DIRECT_TLS_PORT ]]; then args+=(--c2s-direct-tls-port "$XMPP_DIRECT_TLS_PORT"); fi
 	if [[ -n $XMPP_HTTPS_PORT ]]; then args+=(--https-port "$XMPP_HTTPS_PORT"); fi
+	args+=(--c2s-rate "$XMPP_HUMAN_RATE")
 	# The web client, when the image carries Converse.js (exit 3: it does not; everything else works).
 	if "$PYTHON" -m agentchat.server.web_client --domain "$XMPP_DOMAIN" --manager-jid "$manager_jid" \
 		--output "$PROSODY_RUN_DIR/www" >/dev/null; then

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -204,6 +205,16 @@ class ProsodySettings(Section):
     https_port: int = Field(5281, ge=1, le=65535)
     # Serve the web client (Converse.js, when `make install` could fetch it) at Prosody's HTTP(S) port.
     web_client: bool = True
+    # How fast a person's client may send (mod_limits' c2s rate, 2 s of burst); service accounts are
+    # never throttled. Prosody's own 10kb/s made a 100 kB paste wait 10 s.
+    human_rate: str = "1mb/s"
+
+    @field_validator("human_rate")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        if not re.match(r"^\d+ ?[bkmgtBKMGT][a-zA-Z]*/s$", value):
+            raise ValueError(f"{value!r} is not a rate: a number of bytes a second such as \"1mb/s\" or \"256kb/s\"")
+        return value
 
 
 class FilesSettings(Section):

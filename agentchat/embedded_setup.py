@@ -102,6 +102,7 @@ def embedded_params(settings: Settings, certificate: ServerCertificate) -> Proso
         allow_plaintext=not prosody.public,
         # Browsers elsewhere (the web client) and phones' uploads need HTTPS; loopback keeps plain http.
         https_port=prosody.https_port if prosody.public else None,
+        c2s_rate=prosody.human_rate,
     )
 
 

@@ -43,3 +43,17 @@ def test_the_service_reaches_its_embedded_server_over_loopback_only(tmp_path: Pa
                              dotenv_files=[])
     with pytest.raises(ConfigError, match="over loopback"):
         embedded_params(settings, server_certificate(settings))
+
+
+def test_the_human_rate_reaches_prosodys_limits(tmp_path: Path) -> None:
+    from agentchat.server.prosody_config import write_prosody_config
+
+    settings = settings_for(tmp_path, humanRate="256kb/s")
+    params = embedded_params(settings, server_certificate(settings))
+    written = Path(write_prosody_config(params)).read_text(encoding="utf-8")
+    assert 'c2s = { rate = "256kb/s"; burst = "2s" }' in written
+    # People get 1 MB a second unless told otherwise; a rate that is not one is refused by name.
+    default = embedded_params(settings_for(tmp_path), server_certificate(settings))
+    assert default.c2s_rate == "1mb/s"
+    with pytest.raises(ConfigError, match=r"humanRate.*not a rate"):
+        settings_for(tmp_path, humanRate="fast")

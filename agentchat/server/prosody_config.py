@@ -31,6 +31,7 @@ PROSODY_DIR_ENV = "AGENTCHAT_PROSODY_DIR"
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
 _BARE_JID_RE = re.compile(r"^[^@/\s\"'<>&:]+@[^@/\s]+$")
 _RATE_RE = re.compile(r"^\d+ ?[bkmgtBKMGT][a-zA-Z]*/s$")
+HUMAN_RATE = "1mb/s"
 
 
 def prosody_files_dir() -> Path:
@@ -105,8 +106,9 @@ class ProsodyConfigParams:
     mam: bool = False
     archive_store: Literal["internal", "memory", "sql"] = "internal"
     archive_expires_after: str = "1w"
-    # mod_limits' read rate for human c2s connections (Prosody's own default).
-    c2s_rate: str = "10kb/s"
+    # mod_limits' read rate for people's c2s connections (service accounts are never throttled).
+    # Prosody's own 10kb/s made a 100 kB paste wait 10 s; this lets a 1 MB log through in about 1 s.
+    c2s_rate: str = HUMAN_RATE
     modules_dir: Path | None = None
     # Optional extras: mod_groups roster file, a MUC component.
     groups_file: Path | None = None
@@ -526,6 +528,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tls-key", type=Path)
     parser.add_argument("--no-plaintext", action="store_true", help="require TLS on c2s")
     parser.add_argument("--log-file", type=Path)
+    parser.add_argument("--c2s-rate", default=HUMAN_RATE, help="people's c2s read rate (mod_limits), e.g. 1mb/s")
     parser.add_argument("--mam", action="store_true")
     parser.add_argument("--archive-store", choices=["internal", "memory", "sql"], default="internal")
     parser.add_argument("--modules-dir", type=Path)
@@ -550,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             allow_plaintext=not args.no_plaintext,
             log_file=args.log_file,
             mam=args.mam,
+            c2s_rate=args.c2s_rate,
             archive_store=args.archive_store,
             modules_dir=args.modules_dir,
             https_port=args.https_port,

@@ -1,5 +1,5 @@
 """A flood: 500 chat messages to one agent from a human account, paced over 10 s and all at once (then
-Prosody's c2s rate limit for humans, 10 kB/s, spreads them out). Every one is stored, queued and
+only Prosody's c2s rate limit for people, prosody.humanRate, spreads them out). Every one is stored, queued and
 answered, in order; the owner is told they wait; another user's manager commands and agent turns are
 answered promptly meanwhile."""
 

@@ -158,14 +158,26 @@ async def test_http_requests_for_127_0_0_1_reach_the_virtual_host(prosody: Proso
             assert response.headers["Content-Type"].startswith("application/json")
 
 
-async def test_service_account_is_not_throttled_but_a_human_is(prosody: ProsodyServer, user_client) -> None:
+@pytest.fixture
+def slow_prosody():  # type: ignore[no-untyped-def]
+    """A server whose people are held to Prosody's own 10kb/s (a tight prosody.humanRate)."""
+    server = ProsodyServer.create(c2s_rate="10kb/s")
+    server.start_blocking()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+async def test_service_account_is_not_throttled_but_a_human_is(slow_prosody: ProsodyServer, user_client) -> None:
     """300 kB burst: at mod_limits' 10 kB/s a human needs ~30 s; a service account must not."""
+    prosody = slow_prosody
     count, size = 100, 3000
     bodies = [f"{i:04d} " + "x" * (size - 5) for i in range(count)]
     burst_bytes = count * size
-    sink = await user_client("sink")
-    service = await user_client("svc", service=True)
-    human = await user_client("human")
+    sink = await user_client("sink", server=prosody)
+    service = await user_client("svc", service=True, server=prosody)
+    human = await user_client("human", server=prosody)
 
     async def burst(sender: UserClient) -> None:
         for body in bodies:

@@ -19,7 +19,8 @@ MANAGER_COMMANDS: CommandRegistry[UserContext] = CommandRegistry()
 
 # Prosody's c2s_stanza_size_limit (256 KiB by default): a longer message never reaches us, and its
 # sender is disconnected.
-MESSAGE_LIMIT_NOTE = "A message can hold up to about 250 kB of text (the server's limit); paste longer logs in parts."
+MESSAGE_LIMIT_NOTE = ("A message can hold up to about 250 kB of text (the server's limit); "
+                      "send a longer log to an agent as a file (the paper clip).")
 
 
 @MANAGER_COMMANDS.command("help", help="this list")
