@@ -18,8 +18,10 @@ from agentchat.agents.supervisor import AGENT_ID_ENV, AgentSupervisor
 from agentchat.config import Settings
 from agentchat.logs import register_secret
 from agentchat.bots.agent.bot import AgentBot
+from agentchat.bots.agent.forms import agent_forms
 from agentchat.bots.manager.access import AccessPolicy
 from agentchat.bots.manager.bot import ManagerBot
+from agentchat.bots.manager.forms import manager_forms
 from agentchat.permissions.audit import AuditLog
 from agentchat.permissions.mcp_server import PermissionMcpServer
 from agentchat.permissions.registry import PermissionRegistry
@@ -31,6 +33,8 @@ from agentchat.server.prosody_config import ServiceJids, Tombstones, tombstones_
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
 from agentchat.xmpp.session import XmppSession
+from agentchat.xmpp.xep_0050_commands import PLUGINS as ADHOC_PLUGINS
+from agentchat.xmpp.xep_0050_commands import AdHocCommands
 
 log = logging.getLogger("agentchat")
 
@@ -118,6 +122,7 @@ class Service:
             introduce_user=self._introduce_manager,
         )
         self.manager_session.attach(self.manager.deliver)
+        AdHocCommands(self.manager_session, manager_forms(self.manager)).install()  # its forms (XEP-0050)
         await self.manager.start()
         self.provisioner = self._make_provisioner()
         self.supervisor.provisioner = self.provisioner
@@ -208,7 +213,9 @@ class Service:
     def _agent_chat(self, agent: Agent, password: str) -> AgentBot:
         """An agent's bot on its own account (opened by the supervisor)."""
         assert self.supervisor is not None
-        session = XmppSession(self.supervisor.jid_of(agent.id), password, self.settings.xmpp)
+        # Forms (XEP-0050), and what the owner's clients show (corrections: how progress is shown).
+        session = XmppSession(self.supervisor.jid_of(agent.id), password, self.settings.xmpp,
+                              extra_plugins=ADHOC_PLUGINS, discover_peers=True)
         bot = AgentBot(
             agent,
             session,
@@ -217,8 +224,10 @@ class Service:
             kill_agent=self.supervisor.kill,
             open_transport=session.start,
             close_transport=session.stop,
+            claude_settings=self.settings.agents.claude,
         )
         session.attach(bot.deliver)
+        AdHocCommands(session, agent_forms(bot, self.permissions)).install()
         token = self.permissions.register_agent(agent.id, agent.owner, bot)
         register_secret(token)
         self._tokens[agent.id] = token
@@ -239,4 +248,7 @@ class Service:
             permission_timeout=self.settings.mcp.permission_timeout / 1000,
             service_tools=tuple(self.mcp.tool_names),
             env={AGENT_ID_ENV: record.id},
+            permission_mode=record.permission_mode,
+            model=record.model,
+            allow_bypass=self.settings.agents.claude.allow_bypass_permissions,
         )

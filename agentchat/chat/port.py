@@ -17,6 +17,13 @@ from datetime import datetime
 from typing import Protocol
 
 
+class PeerFeature(enum.StrEnum):
+    """What a peer's client may support, as a bot cares about it."""
+
+    CORRECTIONS = "corrections"  # shows a corrected message in place (XMPP: XEP-0308)
+    FORMS = "forms"  # runs a bot's commands with forms (XMPP: XEP-0050 with XEP-0004)
+
+
 class MessageKind(enum.StrEnum):
     CHAT = "chat"  # one to one (also XMPP's "normal" type)
     GROUPCHAT = "groupchat"  # a room
@@ -131,3 +138,7 @@ class ChatTransport(Protocol):
 
     def request_subscription(self, jid: str) -> None:
         """Ask ``jid`` to see our presence, and pre-approve theirs."""
+
+    async def peer_supports(self, jid: str, feature: PeerFeature) -> bool | None:
+        """Whether every client ``jid`` (a bare JID) has online supports ``feature``; None when none is
+        known (the answer the clients gave when they were last seen, if any, stands meanwhile)."""

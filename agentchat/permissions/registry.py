@@ -292,6 +292,23 @@ class PermissionRegistry:
                 return AnswerResult(AnswerStatus.INVALID, reason, request=entry.request if entry else None)
         raise AssertionError(f"unhandled reply outcome {outcome!r}")  # pragma: no cover
 
+    def decide(self, agent_id: str, reply: Reply, decided_by: str) -> AnswerResult:
+        """Apply a reply given as values rather than text (a form): the same rules as ``answer``'s."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return AnswerResult(AnswerStatus.UNKNOWN_ID, f"No agent {agent_id}.")
+        if bare_jid(decided_by) != agent.owner:
+            log.warning("agent %s: %s tried to answer a permission prompt of %s", agent_id, decided_by, agent.owner)
+            return AnswerResult(AnswerStatus.NOT_OWNER, NOT_OWNER_TEXT)
+        if reply.request_id not in agent.pending:
+            return self._unknown_id(agent, reply.request_id)
+        request = agent.pending[reply.request_id].request
+        if reply.action is ReplyAction.ALLOW_ALWAYS and request.kind is not PromptKind.TOOL:
+            return AnswerResult(AnswerStatus.INVALID, "'always' only applies to tool permissions.", request=request)
+        if reply.action is ReplyAction.ANSWER and request.kind is not PromptKind.QUESTION:
+            return AnswerResult(AnswerStatus.INVALID, "Only a question takes answers.", request=request)
+        return self._apply(agent, reply, bare_jid(decided_by))
+
     def resolve(self, agent_id: str, request_id: str, decision: Decision) -> AnswerResult:
         """Decide one prompt directly (a 👍/👎 reaction). An allow without updated_input allows the input as is."""
         agent = self._agents.get(agent_id)
@@ -344,16 +361,18 @@ class PermissionRegistry:
     def _apply(self, agent: _Agent, reply: Reply, decided_by: str) -> AnswerResult:
         entry = agent.pending[reply.request_id]
         request = entry.request
+        # What runs: the input asked about, or the owner's edit of it (a Bash command changed in a form).
+        runs = reply.updated_input if reply.updated_input is not None else request.input
         match reply.action:
             case ReplyAction.ALLOW:
-                decision = Decision.allow(request.input, decided_by)
+                decision = Decision.allow(runs, decided_by)
             case ReplyAction.ALLOW_ALWAYS:
-                command = request.bash_command
-                if command is not None:
+                command = runs.get("command") if request.bash_command is not None else None
+                if isinstance(command, str):
                     agent.always_commands.add(command)
                 else:
                     agent.always_tools.add(request.tool_name)
-                decision = Decision.allow(request.input, decided_by)
+                decision = replace(Decision.allow(runs, decided_by), for_session=True)
             case ReplyAction.DENY:
                 decision = Decision.deny(reply.message or _default_deny_message(request), decided_by)
             case ReplyAction.ANSWER:

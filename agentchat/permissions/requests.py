@@ -124,6 +124,8 @@ class Decision:
     message: str = ""
     # Deny and also end the CLI's turn (reference §5.4): for "stop", not for a plain "no".
     interrupt: bool = False
+    # "always": the same tool (Bash: the same command) is allowed without asking for the rest of the session.
+    for_session: bool = False
 
     @classmethod
     def allow(cls, updated_input: Mapping[str, Any], decided_by: str) -> Decision:

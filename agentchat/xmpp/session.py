@@ -37,13 +37,14 @@ from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from agentchat.chat.port import ChatState, Inbound, InboundSink, Outbound, Release
+from agentchat.chat.port import ChatState, Inbound, InboundSink, Outbound, PeerFeature, Release
 from agentchat.config import XmppSettings
 from agentchat.errors import AgentChatError
 from agentchat.logs import secrets as known_secrets
 from agentchat.xmpp import scram
 from agentchat.xmpp.stanzas import to_inbound, to_message
 from agentchat.xmpp.tls import client_tls_context
+from agentchat.xmpp.xep_0030_features import PeerFeatures
 from agentchat.xmpp.xep_0198 import AckGate
 
 # Every login of this process derives its SCRAM key in C (see scram.py).
@@ -109,6 +110,7 @@ class XmppSession:
         settings: XmppSettings,
         *,
         extra_plugins: tuple[str, ...] = (),
+        discover_peers: bool = False,
     ) -> None:
         self.jid = jid
         self._settings = settings
@@ -143,6 +145,8 @@ class XmppSession:
         client.add_event_handler("stanza_acked", self._acked)
         client.add_event_handler("presence_subscribe", self._subscription_request)
         self.client = client
+        # What our contacts' clients support (disco#info of each that comes online): agents ask their owner's.
+        self.peer_features = PeerFeatures(client) if discover_peers else None
         self.online = False
         self.session_number = 0
         self.presence_status: str | None = None
@@ -202,6 +206,8 @@ class XmppSession:
         self._reconnector = self._keepalive = None
         self._finish_attempt(False)
         self.client.cancel_connection_attempt()
+        if self.peer_features is not None:
+            await self.peer_features.close()
         if self.client.transport is not None:
             if acknowledge:
                 self._gate.acknowledge()
@@ -254,6 +260,11 @@ class XmppSession:
         self.subscribe_to.add(jid)
         if self.online:
             self._subscribe(jid)
+
+    async def peer_supports(self, jid: str, feature: PeerFeature) -> bool | None:
+        if self.peer_features is None:
+            return None
+        return await self.peer_features.supports(jid, feature)
 
     def _subscribe(self, jid: str) -> None:
         self.client.send_presence(pto=jid, ptype="subscribed")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentchat.errors import BackendError
+
 
 @dataclass(frozen=True)
 class AgentEvent:
@@ -60,6 +62,14 @@ class TurnResult(AgentEvent):
     errors: tuple[str, ...] = ()
     # The turn ended because it was asked to stop (an interrupt), whatever the CLI's diagnostics say.
     interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class PermissionModeChanged(AgentEvent):
+    """The backend's permission mode is now ``mode`` (switched by us, or by the CLI itself: an approved plan
+    leaves plan mode)."""
+
+    mode: str
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,20 @@ class BackendSpec:
     # The service's own tools on that endpoint (send a file, a room message…): used without asking.
     service_tools: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # Chosen from the chat (`mode`, `model`): the process starts with them; None is the CLI's default.
+    permission_mode: str | None = None
+    model: str | None = None
+    # bypassPermissions may be switched on while the process runs (agents.claude.allowBypassPermissions).
+    allow_bypass: bool = False
+
+
+class SettingNotApplied(BackendError):
+    """The running process did not take a setting (``code`` says why, as the backend named it); the setting
+    still applies from the next start of the process."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class AgentBackend(abc.ABC):
@@ -163,6 +187,15 @@ class AgentBackend(abc.ABC):
     @property
     def pid(self) -> int | None:
         return None
+
+    async def set_permission_mode(self, mode: str) -> None:
+        """Switch the running process to permission ``mode``; SettingNotApplied if it cannot now."""
+        raise SettingNotApplied(f"the {self.kind} backend has no permission modes", "unsupported")
+
+    async def set_model(self, model: str | None) -> str | None:
+        """Switch the running process to ``model`` (None: its default); returns the model it now uses.
+        SettingNotApplied if it cannot now."""
+        raise SettingNotApplied(f"the {self.kind} backend has no model to choose", "unsupported")
 
     @property
     def session_id(self) -> str | None:
