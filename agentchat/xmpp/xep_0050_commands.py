@@ -35,7 +35,7 @@ _COMMAND = "agentchat_command"
 
 
 class AdHocCommands:
-    """The commands one account serves. ``install()`` once, before or after the session starts."""
+    """The commands one account serves. ``install()`` once, before the session starts (or after)."""
 
     def __init__(self, session: XmppSession, commands: Sequence[FormCommand]) -> None:
         missing = [name for name in PLUGINS if name not in session.client.plugin]
@@ -49,6 +49,11 @@ class AdHocCommands:
         return f"{self._session.jid}/{RESOURCE}"
 
     def install(self) -> None:
+        # slixmpp's xep_0050 empties the command list at every bind (each new session): add them again then.
+        self._session.client.add_event_handler("session_bind", self._add_commands)
+        self._add_commands(None)
+
+    def _add_commands(self, _jid: object) -> None:
         adhoc = self._session.client.plugin["xep_0050"]
         for command in self._commands:
             adhoc.add_command(
