@@ -169,10 +169,10 @@ def describe_outcome(request: PermissionRequest, decision: Decision | None) -> s
     return "✅ allowed for the session by you" if decision.for_session else "✅ allowed by you"
 
 
-def render_prompt_closed(request: PermissionRequest, decision: Decision | None) -> str:
+def render_prompt_closed(request: PermissionRequest, decision: Decision | None, cwd: Path | None = None) -> str:
     """A prompt as it reads once closed (the correction of its message): its first line and what became of
     it, without the "Reply: …" line, so that no device offers an answer any more."""
-    title = render_request(request, None, 1).splitlines()[0]
+    title = render_request(request, cwd, 1).splitlines()[0]
     return f"{title}\n{describe_outcome(request, decision)}"
 
 

@@ -14,8 +14,8 @@ What a user message does (the directive may sit anywhere in the text):
     [[tool:NAME {json input}]]    a tool-use turn: tool_use, permission prompt, tool_result, then
                                   the text ``MOCK_TOOL_RESULT: <result>``; e.g.
                                   ``[[tool:Bash {"command": "echo hi > out.txt"}]]``
-    [[tools:N]]                   a long turn: N tool uses (Read, asking nobody), a remark before every
-                                  tenth, then the text ``MOCK_REPLY: N tools used``
+    [[tools:N [SECONDS]]]         a long turn: N tool uses (Read, asking nobody) SECONDS apart, a remark
+                                  before every tenth, then the text ``MOCK_REPLY: N tools used``
     [[recall]]                    reply ``MOCK_HISTORY: <earlier user texts of the session, " | ">``
     [[sleep:SECONDS]]             the turn takes that long (an interrupt ends it early), then echoes
     [[exit:CODE]]                 print init, then die with that exit code (stderr says why)
@@ -460,8 +460,11 @@ class Fake:
                 self.control_error(request_id, "Cannot set permission mode to bypassPermissions because the session was not "
                                    "launched with --dangerously-skip-permissions", "bypass_not_launched")
             else:
+                self.args.permission_mode = str(mode)
+                self.log(event="mode", mode=mode)
+                # As 2.1.330: the answer, then system/status with the new mode.
                 self.emit({"type": "control_response", "response": {"subtype": "success", "request_id": request_id, "response": {"mode": mode}}})
-                self.switch_mode(str(mode))
+                self.switch_mode(str(mode), logged=True)
         elif request.get("subtype") == "set_model":
             wanted = request.get("model")
             self.model = MODEL if wanted in (None, "default") else str(wanted)
@@ -474,9 +477,10 @@ class Fake:
     def control_error(self, request_id: Any, message: str, code: str) -> None:
         self.emit({"type": "control_response", "response": {"subtype": "error", "request_id": request_id, "error": message, "error_code": code}})
 
-    def switch_mode(self, mode: str) -> None:
+    def switch_mode(self, mode: str, logged: bool = False) -> None:
         self.args.permission_mode = mode
-        self.log(event="mode", mode=mode)
+        if not logged:
+            self.log(event="mode", mode=mode)
         self.emit({"type": "system", "subtype": "status", "status": None, "permissionMode": mode, "uuid": new_uuid(), "session_id": self.session_id})
 
     # -- main loop
@@ -530,7 +534,8 @@ class Fake:
                 name, _, raw_input = argument.partition(" ")
                 reply = await self.tool_turn(name, json.loads(raw_input) if raw_input.strip() else {})
             elif kind == "tools":
-                reply = await self.many_tools(int(argument or 1))
+                count, _, pause = argument.partition(" ")
+                reply = await self.many_tools(int(count or 1), float(pause or 0))
             elif kind == "recall":
                 reply = "MOCK_HISTORY: " + " | ".join(turn["user"] for turn in self.history[:-1])
                 self.simple_turn(reply)
@@ -589,9 +594,11 @@ class Fake:
         self.emit(self.result_event(reply, num_turns=2))
         return reply
 
-    async def many_tools(self, count: int) -> str:
+    async def many_tools(self, count: int, pause: float) -> str:
         self.emit(self.init_event())
         for number in range(count):
+            if number and pause:
+                await self.wait_or_interrupt(pause)
             if number % 10 == 0:
                 self.emit(self.assistant_event([{"type": "text", "text": f"Looking at part {number // 10 + 1}."}]))
             tool_use_id = "toolu_fake_" + uuid.uuid4().hex[:24]

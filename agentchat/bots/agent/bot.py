@@ -127,7 +127,7 @@ class AgentBot:
         self.bypass_confirm_until = float("-inf")
         self.progress = TurnProgress(transport, agent.owner, setting=lambda: self.agent.record.progress,
                                      say=self.say, repo=self.agent.repo_path)
-        self.prompt_messages = PromptMessages(transport, agent.owner)
+        self.prompt_messages = PromptMessages(transport, agent.owner, agent.repo_path)
 
     @property
     def owner(self) -> str:

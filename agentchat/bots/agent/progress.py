@@ -108,12 +108,12 @@ class TurnProgress:
             return False
         if isinstance(event, AssistantText):
             if event.text.strip():
-                await self._fold_remark()
+                self._fold_remark()
                 self._remark = event.text
             return True
         if isinstance(event, ToolUse):
-            await self._fold_remark()
             self._tools += 1
+            self._fold_remark(show=False)  # shown with the tool line, in one message
             self._progress(render_tool_use(event.name, event.input, self._repo()))
             return True
         if isinstance(event, ToolResult):
@@ -133,7 +133,7 @@ class TurnProgress:
     async def prompt_opened(self) -> None:
         """A prompt is about to be shown: the agent's remark before it (why it asks) goes into the status."""
         if self._mode is not None and self._mode is not ProgressMode.FULL:
-            await self._fold_remark()
+            self._fold_remark()
 
     def close(self) -> None:
         if self._timer is not None:
@@ -142,10 +142,12 @@ class TurnProgress:
 
     # the status message
 
-    def _progress(self, line: str) -> None:
+    def _progress(self, line: str, *, show: bool = True) -> None:
         if self._mode is not ProgressMode.STATUS:
             return
         self._lines.append(line)
+        if not show:
+            return
         now = time.monotonic()
         if self._status_id is None:
             self._send_status()
@@ -190,11 +192,11 @@ class TurnProgress:
 
     # the agent's remarks
 
-    async def _fold_remark(self) -> None:
+    def _fold_remark(self, *, show: bool = True) -> None:
         """The remark held back was progress (a tool or a prompt came after it)."""
         remark, self._remark = self._remark, None
         if remark is not None:
-            self._progress(f"💬 {first_line(remark, REMARK_CHARS)}")
+            self._progress(f"💬 {first_line(remark, REMARK_CHARS)}", show=show)
 
     async def _flush_remark(self) -> None:
         """The remark held back was the answer: a message of its own."""
