@@ -18,7 +18,9 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
+from slixmpp.jid import JID
 from slixmpp.plugins.xep_0004 import Form as XmppForm
+from slixmpp.plugins.xep_0030 import DiscoInfo, DiscoItems
 
 from agentchat.chat.forms import Answers, Done, FieldKind, Form, FormCommand, FormInputError, Page, Step, Table
 from agentchat.errors import AgentChatError
@@ -27,6 +29,7 @@ from agentchat.xmpp.session import RESOURCE, XmppSession
 log = logging.getLogger(__name__)
 
 NS_DATA = "jabber:x:data"
+NS_COMMANDS = "http://jabber.org/protocol/commands"
 SESSION_TIMEOUT = 600.0
 PLUGINS = ("xep_0004", "xep_0050")
 # Where the current page of a command session is kept (slixmpp's session dict, one per execution).
@@ -49,17 +52,43 @@ class AdHocCommands:
         return f"{self._session.jid}/{RESOURCE}"
 
     def install(self) -> None:
-        # slixmpp's xep_0050 empties the command list at every bind (each new session): add them again then.
-        self._session.client.add_event_handler("session_bind", self._add_commands)
-        self._add_commands(None)
-
-    def _add_commands(self, _jid: object) -> None:
-        adhoc = self._session.client.plugin["xep_0050"]
+        """Serve the commands. Their disco#items and disco#info are answered by handlers rather than stored
+        (slixmpp's add_command keeps a disco node per command and JID: 41 kB a bot for six commands), and
+        they outlive every new session (xep_0050 empties its stored list at each bind)."""
+        jid = JID(self.full_jid)
+        disco = self._session.client.plugin["xep_0030"]
+        self._session.client.plugin["xep_0050"].api.register(self._find, "get_command", jid=jid)
+        disco.set_node_handler("get_items", jid, NS_COMMANDS, self._items)
+        disco.set_node_handler("get_info", jid, NS_COMMANDS, self._list_info)
         for command in self._commands:
-            adhoc.add_command(
-                jid=self.full_jid, node=command.node, name=command.name,
-                handler=partial(self._start, command), timeout=SESSION_TIMEOUT,
-            )
+            disco.set_node_handler("get_info", jid, command.node, self._command_info)
+
+    # what slixmpp asks: the command behind a node, and disco
+
+    def _find(self, _jid: JID | None, node: str | None, _ifrom: JID | None, _args: Any) -> tuple[str, Any, None, float] | None:
+        command = next((c for c in self._commands if c.node == node), None)
+        if command is None:
+            return None
+        return command.name, partial(self._start, command), None, SESSION_TIMEOUT
+
+    def _items(self, jid: JID, _node: str, _ifrom: JID | None, _data: object) -> DiscoItems:
+        items = DiscoItems()
+        for command in self._commands:
+            items.add_item(jid, command.node, command.name)
+        return items
+
+    def _list_info(self, _jid: JID, _node: str, _ifrom: JID | None, _data: object) -> DiscoInfo:
+        info = DiscoInfo()
+        info.add_identity("automation", "command-list", name="Ad-Hoc commands")
+        return info
+
+    def _command_info(self, _jid: JID, node: str, _ifrom: JID | None, _data: object) -> DiscoInfo:
+        info = DiscoInfo()
+        command = next((c for c in self._commands if c.node == node), None)
+        info.add_identity("automation", "command-node", name=command.name if command else node)
+        info.add_feature(NS_COMMANDS)
+        info.add_feature(NS_DATA)
+        return info
 
     # slixmpp's handlers: (iq, session) to start, (payload, session) for each submitted page
 

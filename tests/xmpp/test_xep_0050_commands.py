@@ -93,3 +93,16 @@ async def test_commands_are_offered_again_after_a_new_session(bot: XmppSession, 
     await bot.start()
     alice = await user_client("alice")
     assert await AdHoc(alice, f"{bot.jid}/{RESOURCE}").commands() == {"echo": "Echo"}
+
+
+async def test_disco_describes_the_command_list_and_each_command(bot: XmppSession, user_client) -> None:
+    alice = await user_client("alice")
+    disco = alice.xmpp.plugin["xep_0030"]
+    full = f"{bot.jid}/{RESOURCE}"
+    root = await disco.get_info(jid=full, timeout=10)
+    assert "http://jabber.org/protocol/commands" in root["disco_info"]["features"]
+    listing = await disco.get_info(jid=full, node="http://jabber.org/protocol/commands", timeout=10)
+    assert ("automation", "command-list", None, "Ad-Hoc commands") in listing["disco_info"]["identities"]
+    echo = await disco.get_info(jid=full, node="echo", timeout=10)
+    assert ("automation", "command-node", None, "Echo") in echo["disco_info"]["identities"]
+    assert {"http://jabber.org/protocol/commands", "jabber:x:data"} <= set(echo["disco_info"]["features"])

@@ -65,8 +65,9 @@ async def test_a_saved_bypass_no_longer_allowed_starts_in_default(make_spec: Mak
     spec = make_spec(env={"FAKE_CLAUDE_LOG": str(log)}, permission_mode="bypassPermissions", allow_bypass=False)
     backend, reader = await start(fake_claude_bin, backends, spec)
     await backend.send("hello")
-    await reader.until(TurnResult)
+    before, _ = await reader.until(TurnResult)
     assert "bypassPermissions" not in argv(log)
+    assert PermissionModeChanged("default") in before  # so that the agent's record says so too
 
 
 async def test_live_switches_and_what_the_cli_refuses(make_spec: MakeSpec, fake_claude_bin: Path, backends, tmp_path: Path) -> None:

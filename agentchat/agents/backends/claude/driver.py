@@ -366,6 +366,7 @@ class ClaudeCodeBackend(AgentBackend):
         if mode == BYPASS and not bypass:
             self._log.warning("bypassPermissions is not allowed (any more): starting in the default mode")
             mode = self._mode = DEFAULT
+            self._emit(PermissionModeChanged(DEFAULT))  # the agent's record follows
         arguments = ["--allow-dangerously-skip-permissions"] if bypass else []
         if mode != DEFAULT:
             arguments += ["--permission-mode", mode]
