@@ -226,6 +226,8 @@ class AgentBot:
             await self.say(f"🔧 Claude Code is in {event.mode} mode now.")
 
     def status_changed(self, status: AgentStatus) -> None:
+        if status not in BUSY:
+            self.progress.turn_over()
         self._cancel_announcement()
         if status in BUSY:
             self._announce_later = asyncio.get_running_loop().call_later(

@@ -135,6 +135,15 @@ class TurnProgress:
         if self._mode is not None and self._mode is not ProgressMode.FULL:
             self._fold_remark()
 
+    def turn_over(self) -> None:
+        """The agent is idle or stopped: a turn that ended without its result (its process was ended) closes
+        here, so that the next turn has a status message of its own."""
+        if self._mode is None:
+            return
+        self._fold_remark(show=False)
+        self._finish_status()
+        self._end_turn()
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
