@@ -141,6 +141,8 @@ async def test_a_client_without_corrections_gets_full_progress_and_every_text_co
         await plain.expect("Permission mode: default", from_=agent, timeout=20)
         await plain.send(agent, "model")
         await plain.expect("🧠 Model: default", from_=agent)
+        # Our own switches are not news from Claude Code ("… is in plan mode now" is for its own).
+        assert not any("mode now" in m.body for m in from_agent(plain, agent))
 
         command = {"command": "echo asked > t.txt", "description": "Write t.txt"}
         await plain.send(agent, f"[[tool:Bash {json.dumps(command)}]]")

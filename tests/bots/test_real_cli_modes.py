@@ -128,6 +128,7 @@ async def test_modes_and_model_switch_on_the_running_cli(cli: TestedCli, prosody
             assert "Permission mode: plan · model: claude-test-model-x" in status.body
             await _presence_shows(alice, agent, "plan mode")
             assert running.record.permission_mode == "plan" and running.record.model == "claude-test-model-x"
+            assert not any("mode now" in m.body for m in alice.messages)  # our switches, not the CLI's own
 
 
 @pytest.mark.parametrize("cli", _tested(), ids=lambda cli: cli.label)

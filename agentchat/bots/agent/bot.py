@@ -76,6 +76,7 @@ def presence_of(status: AgentStatus, permission_mode: str | None) -> tuple[str, 
         text = f"{text} · {permission_mode} mode"
     return text, show
 
+
 THUMBS_UP = {"👍", "👍🏻", "👍🏼", "👍🏽", "👍🏾", "👍🏿", "✅"}
 THUMBS_DOWN = {"👎", "👎🏻", "👎🏼", "👎🏽", "👎🏾", "👎🏿", "❌"}
 

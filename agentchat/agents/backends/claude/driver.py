@@ -293,8 +293,13 @@ class ClaudeCodeBackend(AgentBackend):
             run.interrupts.pop(request_id, None)
 
     async def set_permission_mode(self, mode: str) -> None:
-        await self._control({"subtype": "set_permission_mode", "mode": mode})
-        self._mode = mode
+        # Taken as ours before the answer: the system/status that follows it must not read as the CLI's own switch.
+        previous, self._mode = self._mode, mode
+        try:
+            await self._control({"subtype": "set_permission_mode", "mode": mode})
+        except BaseException:
+            self._mode = previous
+            raise
 
     async def set_model(self, model: str | None) -> str | None:
         answer = await self._control({"subtype": "set_model", "model": model or "default"})
