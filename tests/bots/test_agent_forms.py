@@ -9,8 +9,8 @@ import json
 import re
 from pathlib import Path
 
-from tests.harness.adhoc import AdHoc
 from agentchat.xmpp.session import RESOURCE
+from tests.harness.adhoc import AdHoc
 from tests.support.service import create_agent, make_repositories, running_service, service_settings
 
 PROMPT_ID = re.compile(r"#([0-9a-f]{4})")

@@ -127,3 +127,15 @@ def test_bypass_as_root_needs_a_declared_sandbox() -> None:
 @pytest.mark.parametrize("cli", claude_versions.tested_clis(), ids=lambda cli: cli.label)
 async def test_every_tested_cli_has_auto(cli: claude_versions.TestedCli) -> None:
     assert await installed_modes(cli.path) == ("default", "acceptEdits", "plan", "bypassPermissions", "auto")
+
+
+async def test_model_default_goes_back_to_the_configured_model_not_to_the_last_choice(
+    make_spec: MakeSpec, fake_claude_bin: Path, backends
+) -> None:
+    # Started with a model chosen before: the CLI's own "default" would be that choice again.
+    chosen, _ = await start(fake_claude_bin, backends, make_spec(model="claude-chosen"))
+    with pytest.raises(SettingNotApplied) as refused:
+        await chosen.set_model(None)
+    assert refused.value.code == "started_with_model"
+    configured, _ = await start(fake_claude_bin, backends, make_spec(model="claude-chosen"), model="claude-configured")
+    assert await configured.set_model(None) == "claude-configured"

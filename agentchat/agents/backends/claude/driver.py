@@ -227,6 +227,7 @@ class ClaudeCodeBackend(AgentBackend):
         # The permission mode as the CLI last reported it (init, system/status), over all its processes.
         self._mode = spec.permission_mode or DEFAULT
         self._model = spec.model or settings.model
+        self._launched_model: str | None = None  # the --model of the running process
 
     # --- AgentBackend
 
@@ -302,7 +303,12 @@ class ClaudeCodeBackend(AgentBackend):
             raise
 
     async def set_model(self, model: str | None) -> str | None:
-        answer = await self._control({"subtype": "set_model", "model": model or "default"})
+        # "default" takes a running CLI back to the model it was started with, which may be the one chosen
+        # before: the configured model is named instead, and the CLI's own one is reached by a new start.
+        wanted = model or self._settings.model
+        if wanted is None and self._launched_model is not None:
+            raise SettingNotApplied(f"Claude Code was started with {self._launched_model}", "started_with_model")
+        answer = await self._control({"subtype": "set_model", "model": wanted or "default"})
         effective = (answer.response.response or {}).get("model")
         self._model = model
         return effective if isinstance(effective, str) else model
@@ -348,7 +354,7 @@ class ClaudeCodeBackend(AgentBackend):
 
     def _argv(self, binary: Path, config_path: Path | None) -> list[str]:
         argv = [str(binary), "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]
-        model = self._model
+        model = self._launched_model = self._model
         if model:
             argv += ["--model", model]
         argv += self._mode_arguments()
