@@ -176,8 +176,8 @@ async def test_stop_status_model_and_progress_forms(prosody, user_client, tmp_pa
         assert (await forms.execute("stop")).text == "Nothing is running."
         await alice.send(agent, "[[sleep:20]] a long one")
         running = service.supervisor.get(agent_id)
-        async with asyncio.timeout(10):
-            while not (running.in_turn and running.process_running):
+        async with asyncio.timeout(10):  # the message is on the CLI's stdin once its turn has a start time
+            while running.turn_started_at is None:
                 await asyncio.sleep(0.02)
         stopped = await forms.execute("stop")
         assert stopped.text == "⏹ Interrupting the current turn…"
