@@ -187,7 +187,8 @@ class Inbox:
 def _arrival(inbound: Inbound, log: HistoryLog | None = None) -> Arrival:
     identity = identity_of(inbound)
     return Arrival(
-        log=log.conversation if log is not None else None,
+        # A line marked as not for keeping (a turn's status line) is handled but not kept in the history.
+        log=log.conversation if log is not None and not inbound.transient else None,
         author=inbound.nick or inbound.sender,
         owner=log.owner if log is not None else None,
         peer=inbound.sender,

@@ -94,6 +94,8 @@ class Inbound:
     nick: str = ""
     real_jid: str | None = None
     mentions: tuple[str, ...] = ()
+    # XEP-0334 no-store / no-permanent-store: the sender marked it as not for keeping (a status line).
+    transient: bool = False
 
     @property
     def durable(self) -> bool:
@@ -125,6 +127,9 @@ class Outbound:
     replaces: str | None = None
     # XEP-0066: the message shares this uploaded file (the text is then the URL itself, as clients expect).
     attachment_url: str | None = None
+    # XEP-0334 no-permanent-store: a line of the moment (a turn's status line, corrected in place), kept
+    # out of archives and of the searchable history.
+    transient: bool = False
 
 
 class RoomTransport(Protocol):

@@ -38,6 +38,7 @@ NS_OOB = "jabber:x:oob"
 NS_CONFERENCE = "jabber:x:conference"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
 NS_REFERENCE = "urn:xmpp:reference:0"
+NS_HINTS = "urn:xmpp:hints"
 
 
 def _q(namespace: str, name: str) -> str:
@@ -91,6 +92,7 @@ def to_inbound(msg: Message, own_jid: str) -> Inbound | None:
         resent_at=resent_at,
         nick=sender.resource if room is not None else "",
         mentions=_mentions(xml, room),
+        transient=any(xml.find(_q(NS_HINTS, hint)) is not None for hint in ("no-store", "no-permanent-store")),
     )
 
 
@@ -108,6 +110,8 @@ def to_message(client: slixmpp.ClientXMPP, message: Outbound, message_id: str) -
     if message.attachment_url:
         oob = ET.SubElement(stanza.xml, _q(NS_OOB, "x"))
         ET.SubElement(oob, _q(NS_OOB, "url")).text = message.attachment_url
+    if message.transient:
+        ET.SubElement(stanza.xml, _q(NS_HINTS, "no-permanent-store"))
     return stanza
 
 

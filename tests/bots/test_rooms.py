@@ -92,6 +92,8 @@ async def test_a_room_with_two_people_and_agents_routes_by_mention_and_mode(pros
         await alice.send(manager, "search status please")
         found = (await alice.expect("🔎", from_=manager, timeout=20)).body
         assert "api-team" in found and "bob: everyone: status please" in found
+        # The turns' status lines (corrected in place, marked no-permanent-store) are not history.
+        assert "working —" not in found and "completed —" not in found
         await bob.send(manager, "search 2+2")
         assert "api-team" in (await bob.expect("🔎", from_=manager, timeout=20)).body
 

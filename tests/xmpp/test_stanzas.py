@@ -154,3 +154,19 @@ def test_an_outbound_message_carries_its_id_state_receipt_and_correction(client:
     assert msg["chat_state"] == ChatState.ACTIVE.value
     quiet = to_message(client, Outbound("alice@localhost", "x", chat_state=None), "n2")
     assert "chatstates" not in ET.tostring(quiet.xml, encoding="unicode")
+
+
+def test_a_status_line_is_marked_not_for_keeping_both_ways(client: slixmpp.ClientXMPP) -> None:
+    status = Outbound("api-team@rooms.localhost", "🟡 swift-fox: working", MessageKind.GROUPCHAT, transient=True)
+    xml = ET.tostring(to_message(client, status, "s1").xml, encoding="unicode")
+    assert "urn:xmpp:hints" in xml and "no-permanent-store" in xml
+    plain = ET.tostring(to_message(client, Outbound("alice@localhost", "hi"), "s2").xml, encoding="unicode")
+    assert "urn:xmpp:hints" not in plain
+    for hint in ("no-store", "no-permanent-store"):
+        inbound = to_inbound(stanza(client, f"""
+            <message xmlns="jabber:client" from="api-team@rooms.localhost/swift-fox" to="{OWN}" type="groupchat" id="x">
+              <body>🟡 swift-fox: working</body><{hint} xmlns="urn:xmpp:hints"/>
+            </message>"""), OWN)
+        assert inbound is not None and inbound.transient
+    said = to_inbound(stanza(client, f'<message xmlns="jabber:client" from="alice@localhost/a" to="{OWN}" type="chat"><body>hi</body></message>'), OWN)
+    assert said is not None and not said.transient

@@ -246,7 +246,9 @@ class AgentBot:
         key = turn.record_id if turn.record_id is not None else id(turn.text)
         text = _room_status_line(self.agent.id, turn)
         first = self._status_lines.get(key)
-        sent = self.transport.send(Outbound(turn.origin, text, MessageKind.GROUPCHAT, chat_state=None, replaces=first))
+        sent = self.transport.send(
+            Outbound(turn.origin, text, MessageKind.GROUPCHAT, chat_state=None, replaces=first, transient=True)
+        )
         if first is None:
             self._status_lines[key] = sent
         if turn.state.final:

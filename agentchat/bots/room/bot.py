@@ -258,7 +258,7 @@ class RoomBot:
 
     async def _read(self, room: Room, inbound: Inbound) -> None:
         author_agent = self._agent_behind(room, inbound)
-        if inbound.raw_body:
+        if inbound.raw_body and not inbound.transient:  # status lines are no context for anyone
             room.recent.append(f"{inbound.nick}: {inbound.text}")
         if author_agent is not None:
             await self._agent_line(room, author_agent, inbound)
