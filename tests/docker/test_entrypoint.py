@@ -249,8 +249,7 @@ def entrypoint_env(tmp: Path, **overrides: str | None) -> dict[str, str]:
         AGENTCHAT_HOME=str(tmp / "state"),
         WORK_BASE_PATH=str(tmp / "work"),
         XMPP_DOMAIN=DOMAIN,
-        # Required of a service outside --embedded-prosody.
-        MANAGER_ALLOWED_USERS=f"*@{DOMAIN}",
+        # No MANAGER_ALLOWED_USERS: the entrypoint lets every account of its own Prosody's domain in.
         XMPP_BIND=HOST,
         XMPP_PORT=str(c2s),
         XMPP_DIRECT_TLS_PORT=str(direct_tls),
