@@ -20,6 +20,7 @@ from agentchat.logs import register_secret
 from agentchat.bots.agent.bot import AgentBot
 from agentchat.bots.manager.access import AccessPolicy
 from agentchat.bots.manager.bot import ManagerBot
+from agentchat.chat.port import Outbound
 from agentchat.permissions.audit import AuditLog
 from agentchat.permissions.mcp_server import PermissionMcpServer
 from agentchat.permissions.registry import PermissionRegistry
@@ -27,9 +28,13 @@ from agentchat.provisioning.adhoc import AdhocProvisioner
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import Provisioner
 from agentchat.provisioning.contacts import introduce
+from agentchat.runners.hub import RunnerHub
+from agentchat.runners.protocol import NAMESPACE as RUNNER_NAMESPACE
 from agentchat.server.prosody_config import ServiceJids, Tombstones, tombstones_path
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
+from agentchat.xmpp.iq import IqChannel
+from agentchat.xmpp.scram import ScramLoginCache
 from agentchat.xmpp.session import XmppSession
 
 log = logging.getLogger("agentchat")
@@ -65,6 +70,8 @@ class Service:
         )
         self.provisioner: Provisioner | None = None
         self.supervisor: AgentSupervisor | None = None
+        self.runner_hub: RunnerHub | None = None
+        self.tombstones = Tombstones(tombstones_path(self.service_jids.path)) if self.service_jids else None
         self.manager: ManagerBot | None = None
         self.manager_session: XmppSession | None = None
         self._tokens: dict[str, str] = {}
@@ -88,8 +95,9 @@ class Service:
             idle_timeout=settings.agents.idle_timeout / 1000,
             service_accounts=self.service_jids,
             on_agent_removed=self._agent_removed,
-            tombstones=Tombstones(tombstones_path(self.service_jids.path)) if self.service_jids else None,
+            tombstones=self.tombstones,
             manager_jid=settings.manager_jid,
+            login_cache=ScramLoginCache(),
         )
         log.info("Agent registry initialized")
         # Before any agent process: the CLI exits if the permission tool is missing at first use.
@@ -105,6 +113,11 @@ class Service:
             settings.xmpp,
             extra_plugins=("xep_0004", "xep_0050"),
         )
+        # Other machines: the manager's account is the hub they answer to (agentchat.runners).
+        self.runner_hub = RunnerHub(store=self.store, supervisor=self.supervisor, settings=settings.runners,
+                                    domain=settings.xmpp.domain, notify=self._tell, service_accounts=self.service_jids)
+        self.runner_hub.attach(IqChannel(self.manager_session.client, RUNNER_NAMESPACE))
+        await self.runner_hub.load()
         self.manager = ManagerBot(
             self.manager_session,
             store=self.store,
@@ -116,12 +129,14 @@ class Service:
             open_transport=self.manager_session.start,
             close_transport=self.manager_session.stop,
             introduce_user=self._introduce_manager,
+            runners=self.runner_hub,
         )
         self.manager_session.attach(self.manager.deliver)
         await self.manager.start()
         self.provisioner = self._make_provisioner()
         self.supervisor.provisioner = self.provisioner
         restored = await self.supervisor.restore()
+        await self.runner_hub.start()
         self._restored.set()
         for agent in restored:
             if agent.chat is not None and agent.interrupted is None:
@@ -138,6 +153,8 @@ class Service:
         await self.permissions.close()
         if self.supervisor is not None:
             await self.supervisor.shutdown()
+        if self.runner_hub is not None:
+            await self.runner_hub.stop()
         if self.manager is not None:
             await self.manager.stop()
         await self.mcp.stop()
@@ -203,7 +220,14 @@ class Service:
             return False
         if jid in (self.settings.manager_jid, self.settings.xmpp.admin_jid):
             return True
+        if self.runner_hub is not None and self.runner_hub.is_service_jid(jid):
+            return True  # a runner, or an agent that runs on one
         return self.supervisor is not None and self.supervisor.get(local) is not None
+
+    def _tell(self, user: str, text: str) -> None:
+        """The manager says something to a person unasked (a runner went away, came back)."""
+        if self.manager_session is not None:
+            self.manager_session.send(Outbound(user, text))
 
     def _agent_chat(self, agent: Agent, password: str) -> AgentBot:
         """An agent's bot on its own account (opened by the supervisor)."""

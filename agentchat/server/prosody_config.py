@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import os
 import re
+import secrets
 import sys
 import sysconfig
 import tempfile
@@ -274,7 +275,8 @@ class ServiceJids:
 
     def _rewrite(self, add: set[str], remove: set[str]) -> None:
         jids = (self.read() | add) - remove
-        text = "# agentchat service accounts: not throttled by mod_limits. Written by agentchat.\n"
+        # A new version token at every rewrite: mod_agentchat_unthrottle re-parses the file only when it changed.
+        text = f"# agentchat service accounts: not throttled by mod_limits. Written by agentchat, version {secrets.token_hex(8)}\n"
         atomic_write_text(self.path, text + "".join(f"{jid}\n" for jid in sorted(jids)), mode=0o644)
 
 
