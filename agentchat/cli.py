@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     runner_add.add_argument("name", help="the machine's name, e.g. laptop")
     runner_add.add_argument("--server", help="the address the machine reaches the hub's server at (default: the domain)")
     runner_add.add_argument("--server-port", type=int, help="its port (default: xmpp.port)")
+    runner_add.add_argument("--domain", help="the XMPP domain (default: the running embedded server's, else XMPP_DOMAIN)")
     runner_commands.add_parser("list", help="on the hub: the registered machines")
     runner_remove = runner_commands.add_parser("remove", help="on the hub: unregister a machine that runs no agent")
     runner_remove.add_argument("name")
@@ -203,7 +204,11 @@ def run_runner(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, overrides)
     setup_logging(settings.logging.level, settings.home / "agentchat.log")
     log.info("Agent Chat runner starting...")
-    asyncio.run(RunnerService(settings).run_until_signalled())
+
+    async def serve() -> None:  # built in the loop it runs in (slixmpp binds a client to the running loop)
+        await RunnerService(settings).run_until_signalled()
+
+    asyncio.run(serve())
     return 0
 
 

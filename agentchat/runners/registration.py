@@ -68,10 +68,12 @@ async def _hub_provisioner(settings: Settings) -> Provisioner:
             settings.xmpp.admin_password = SecretStr(stored)
     if settings.xmpp.admin_password is None:
         raise ConfigError("xmpp.adminPassword is not set (and no embedded server's is kept here): set XMPP_ADMIN_PASSWORD")
-    if settings.provisioning.admin_rest_url is None:  # where a running embedded server said it listens
-        endpoints = await asyncio.to_thread(_read_json, run_dir(settings) / ENDPOINTS_FILE)
-        if isinstance(endpoints.get("adminRestUrl"), str):
-            settings.provisioning.admin_rest_url = str(endpoints["adminRestUrl"])
+    # Where a running embedded server said it listens, and for which domain (`start --domain`).
+    endpoints = await asyncio.to_thread(_read_json, run_dir(settings) / ENDPOINTS_FILE)
+    if settings.provisioning.admin_rest_url is None and isinstance(endpoints.get("adminRestUrl"), str):
+        settings.provisioning.admin_rest_url = str(endpoints["adminRestUrl"])
+    if "domain" not in settings.xmpp.model_fields_set and isinstance(endpoints.get("domain"), str):
+        settings.xmpp.domain = str(endpoints["domain"])
     return AdminRestProvisioner(settings.admin_rest_url, settings.xmpp.domain, settings.xmpp.admin_jid,
                                 settings.xmpp.admin_password.get_secret_value())  # fmt: skip
 
@@ -83,9 +85,10 @@ async def add_runner(settings: Settings, name: str, server: str | None, port: in
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     username = p.runner_username(name)
-    jid = f"{username}@{settings.xmpp.domain}"
     password = secrets.token_urlsafe(24)
-    async with await _hub_provisioner(settings) as provisioner:
+    provisioner = await _hub_provisioner(settings)  # settles the domain, too
+    jid = f"{username}@{settings.xmpp.domain}"
+    async with provisioner:
         try:
             await provisioner.create_account(username, password)
         except AccountExists:

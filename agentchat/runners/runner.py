@@ -48,6 +48,7 @@ GOODBYE_TIMEOUT = 2.0
 HELLO_RETRY = (1.0, 30.0)
 # How long the runner waits for its own first login before saying so again.
 CONNECT_ATTEMPT = 15.0
+RUNNER_KEEPALIVE = 5.0
 
 
 class RunnerRefused(AgentChatError):
@@ -89,9 +90,11 @@ class RunnerService:
             login_cache=ScramLoginCache(),
             on_agent_removed=lambda agent_id: self.permissions.unregister_agent(agent_id, "the agent was killed"),
         )
-        self.session = XmppSession(self.jid, password, settings.xmpp)
+        # Its own link is checked often: the hub's requests come over it, and its return wakes the agents' links.
+        self.session = XmppSession(self.jid, password, settings.xmpp, keepalive_interval=RUNNER_KEEPALIVE)
         self.channel = IqChannel(self.session.client, p.NAMESPACE)
         self._tokens: dict[str, str] = {}
+        self._sessions: dict[str, XmppSession] = {}  # the agents'
         self._told: set[str] = set()
         self._tasks = TaskGroup(f"runner:{self.name}")
         self._ready = False  # the agents are back: hellos may go out
@@ -189,6 +192,10 @@ class RunnerService:
 
     async def _online(self, online: bool) -> None:
         if online and self._ready:
+            # Back after an outage: the agents' links may be dead ones the server closed meanwhile; a ping on
+            # each finds out now, not at its next keepalive, so what waited for them is delivered at once.
+            for session in self._sessions.values():
+                session.probe()
             self._say_hello_soon()
 
     def _say_hello_soon(self) -> None:
@@ -251,6 +258,7 @@ class RunnerService:
             kill = p.decode(p.KillAgent, request.body)
             existed = await self.agents.kill(kill.agent_id)
             self._tokens.pop(kill.agent_id, None)
+            self._sessions.pop(kill.agent_id, None)
             log.info("Runner %s: agent %s ended by %s", self.name, kill.agent_id, kill.ended_by)
             return p.encode(p.AgentKilled(existed=existed))
         if op is p.Op.STATUS:
@@ -289,6 +297,7 @@ class RunnerService:
         bot = AgentBot(agent, session, permissions=self.permissions, store=self.store, kill_agent=self._ask_hub_to_end,
                        open_transport=session.start, close_transport=session.stop)  # fmt: skip
         session.attach(bot.deliver)
+        self._sessions[agent.id] = session
         token = self.permissions.register_agent(agent.id, agent.owner, bot)
         register_secret(token)
         self._tokens[agent.id] = token
