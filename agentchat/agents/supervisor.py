@@ -341,6 +341,7 @@ class AgentSupervisor:
                     agent = await self._replace_agent(agent)
                     password = await self._provision(agent.id, add_service_account=add_service_account, new_name=False)
                     await self._open_chat(agent, password, pending)
+                    await self._introduce(agent)  # a server that lost the account lost its roster entries too
             row = self._secret_row(agent.id, password)
             if stored is None or row[1:] != stored:
                 changed.append(row)

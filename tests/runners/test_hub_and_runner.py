@@ -3,8 +3,14 @@ agent answers from the runner; only the hub commands a runner and only registere
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import secrets
 from pathlib import Path
 
+from agentchat.runners import protocol as p
+from agentchat.runners.registration import Registered
+from agentchat.xmpp.iq import IqChannel, IqRefused
 from tests.support.runners import create_on, register, running_runner, runner_settings
 from tests.support.service import make_repositories, running_service, service_settings
 
@@ -44,14 +50,6 @@ async def test_an_agent_on_a_runner_answers_and_the_manager_knows_where_it_runs(
 async def test_only_registered_runners_are_heard_and_only_the_hub_commands_a_runner(
     prosody, user_client, tmp_path: Path, caplog
 ) -> None:
-    import asyncio
-    import logging
-    import secrets
-
-    from agentchat.runners import protocol as p
-    from agentchat.runners.registration import Registered
-    from agentchat.xmpp.iq import IqRefused
-
     caplog.set_level(logging.WARNING)
     hub = service_settings(prosody, tmp_path / "hub", runners={"pingInterval": 0.5, "pingTimeout": 2})
     make_repositories(hub.work.base_path)
@@ -86,8 +84,6 @@ async def test_only_registered_runners_are_heard_and_only_the_hub_commands_a_run
                        for r in caplog.records), [r.getMessage() for r in caplog.records]
             # Nor does a person: a user's IQ to a runner is refused the same way.
             mallory = await user_client("mallory")
-            from agentchat.xmpp.iq import IqChannel
-
             channel = IqChannel(mallory.xmpp, p.NAMESPACE)
             try:
                 await channel.request(runner_two.jid + "/agentchat", p.Op.STATE.value, "{}", 5)
