@@ -43,7 +43,11 @@ END_SESSIONS_CONCURRENCY = 8
 
 
 class RunnerUnavailable(AgentChatError):
-    """The runner is offline, or did not answer."""
+    """The runner is offline (``absent``: the server said so), or did not answer in time."""
+
+    def __init__(self, text: str, *, absent: bool = True) -> None:
+        super().__init__(text)
+        self.absent = absent
 
 
 def offline_status(name: str) -> str:
@@ -167,8 +171,10 @@ class RunnerHub:
     def agent_status(self, agent: RemoteAgent) -> str:
         """What `list` says the agent is doing: the runner's last word, or that the runner is away."""
         link = self._links.get(agent.runner)
+        if link is not None and link.online is None:
+            return f"runner {agent.runner}: not heard from yet"
         if link is None or not link.online or link.state is None:
-            return offline_status(agent.runner) if link is None or link.online is False else f"runner {agent.runner}: not heard from yet"
+            return offline_status(agent.runner)
         for summary in link.state.agents:
             if summary.id == agent.id:
                 return "account refused its password" if summary.login_refused else summary.status
@@ -227,8 +233,8 @@ class RunnerHub:
         try:
             await self._ask(agent.runner, p.Op.KILL, p.KillAgent(agent_id=agent.id, ended_by=ended_by),
                             timeout=self._settings.request_timeout)  # fmt: skip
-        except RunnerUnavailable as exc:
-            log.info("agent %s: %s; its runner ends it when it is back", agent.id, exc)
+        except AgentChatError as exc:  # away, or it failed there: the account goes all the same
+            log.info("agent %s: %s; its runner ends it when it says hello again", agent.id, exc)
         await self._finish_kill(agent, ended_by)
         return agent
 
@@ -245,8 +251,8 @@ class RunnerHub:
             state = await self._ask(link.name, p.Op.STATE, p.Empty(), timeout=self._settings.ping_timeout)
         except RunnerUnavailable as exc:
             link.missed += 1
-            nobody_there = "not online" in str(exc)
-            if nobody_there or link.missed >= MISSED_ANSWERS or link.online is None:
+            # Not online is certain; a missed answer may be a busy runner: twice in a row, then.
+            if exc.absent or link.missed >= MISSED_ANSWERS or link.online is None:
                 await self._went_offline(link, str(exc))
             return
         except AgentChatError as exc:  # an error answer: it is there, but says something is wrong
@@ -255,13 +261,14 @@ class RunnerHub:
         assert isinstance(state, p.RunnerState)
         await self._went_online(link, state)
 
-    async def _went_online(self, link: RunnerLink, state: p.RunnerState) -> None:
+    async def _went_online(self, link: RunnerLink, state: p.RunnerState, *, end_strays: bool = True) -> None:
         was, link.online, link.missed, link.state = link.online, True, 0, state
         if was is True:
             return
         link.since = time.time()
         log.info("runner %s is online (%d agents)", link.name, len(state.agents))
-        await self._end_strays(link, state)
+        if end_strays:
+            await self._end_strays(link, state)
         if was is False:
             self._tell_owners(link, lambda names: f"✅ Runner {link.name} is back: {names} answer again; what you sent "
                                                   "them meanwhile is answered now.")
@@ -325,7 +332,7 @@ class RunnerHub:
             raise IqRefused("forbidden", f"{op.value} is the hub's to ask")
         if op is p.Op.HELLO:
             hello = p.decode(p.Hello, request.body)
-            await self._went_online(link, hello.state)
+            await self._went_online(link, hello.state, end_strays=False)  # the answer tells it which to end
             return p.encode(p.HelloAccepted(agents=[a.id for a in self.on_runner(link.name)]))
         if op is p.Op.GOODBYE:
             was, link.online, link.since = link.online, False, time.time()
@@ -372,7 +379,7 @@ class RunnerHub:
             body = await self._channel.request(link.full_jid, op.value, p.encode(message),
                                                timeout or self._settings.ping_timeout)  # fmt: skip
         except IqFailed as exc:
-            raise RunnerUnavailable(f"{offline_status(runner)} ({exc})") from None
+            raise RunnerUnavailable(f"{offline_status(runner)} ({exc})", absent=exc.absent) from None
         except IqRefused as exc:
             raise AgentChatError(f"{runner}: {exc.text or exc.condition}") from None
         return p.decode(p.ANSWERS[op], body)

@@ -32,7 +32,12 @@ JSON_CONTAINER = "urn:xmpp:json:0"  # XEP-0335
 
 
 class IqFailed(AgentChatError):
-    """A request got no answer: the peer is not online, or did not answer in time."""
+    """A request got no answer: the peer is not online (``absent``: the server said so), or did not answer in
+    time (a link that died without the server knowing yet, or a peer that is too busy)."""
+
+    def __init__(self, text: str, *, absent: bool) -> None:
+        super().__init__(text)
+        self.absent = absent
 
 
 class IqRefused(AgentChatError):
@@ -86,11 +91,11 @@ class IqChannel:
         try:
             answer = await iq.send(timeout=timeout)
         except IqTimeout:
-            raise IqFailed(f"{to} did not answer {op!r} within {timeout:g} s") from None
+            raise IqFailed(f"{to} did not answer {op!r} within {timeout:g} s", absent=False) from None
         except IqError as exc:
             condition, text = exc.iq["error"]["condition"], exc.iq["error"]["text"]
             if condition in ("service-unavailable", "recipient-unavailable", "remote-server-not-found"):
-                raise IqFailed(f"{to} is not online ({condition})") from None
+                raise IqFailed(f"{to} is not online ({condition})", absent=True) from None
             raise IqRefused(condition, text) from None
         return _json_of(answer.xml.find(f"{{{self.namespace}}}response"))
 

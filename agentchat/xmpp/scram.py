@@ -22,7 +22,10 @@ from typing import cast
 
 from slixmpp.util import bytes as to_bytes
 from slixmpp.util.sasl.mechanisms import SCRAM
+from slixmpp.util.sasl import client as sasl_client
 from slixmpp.util.sasl.client import saslprep
+
+_slow_saslprep = saslprep
 
 _python_hi = cast(Callable[[SCRAM, str, bytes, int], bytes], SCRAM.__dict__["Hi"])
 
@@ -82,9 +85,18 @@ def _native_hi(self: SCRAM, text: str, salt: bytes, iterations: int) -> bytes:
     return value
 
 
+def _quick_saslprep(text: str) -> str:
+    """SASLprep (RFC 4013) as slixmpp's, without its Python stringprep for printable ASCII, which it leaves
+    unchanged: the service's account names and passwords. Three per login, ~0.5 ms of the event loop."""
+    if text.isascii() and text.isprintable():
+        return text
+    return cast(str, _slow_saslprep(text))
+
+
 def install() -> None:
-    """Use the native Hi() in every SCRAM login of this process (idempotent)."""
+    """Use the native Hi() and the quick SASLprep in every SCRAM login of this process (idempotent)."""
     SCRAM.Hi = _native_hi  # type: ignore[method-assign]
+    sasl_client.saslprep = _quick_saslprep
 
 
 def python_hi(mechanism: SCRAM, text: str, salt: bytes, iterations: int) -> bytes:
