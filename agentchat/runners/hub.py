@@ -63,6 +63,7 @@ class RunnerLink:
     since: float = field(default_factory=time.time)
     state: p.RunnerState | None = None
     missed: int = 0
+    repositories: list[p.RepositoryInfo] = field(default_factory=list)  # as its last hello announced them
 
     @property
     def name(self) -> str:
@@ -242,8 +243,11 @@ class RunnerHub:
 
     async def _watch(self) -> None:
         while True:
-            await self._refresh_runners()
-            await asyncio.gather(*(self._check(link) for link in list(self._links.values())))
+            try:
+                await self._refresh_runners()
+                await asyncio.gather(*(self._check(link) for link in list(self._links.values())))
+            except Exception:  # a bug, or the state file unreadable: log it, and look again at the next round
+                log.exception("runners: checking them failed; again in %g s", self._settings.ping_interval)
             await asyncio.sleep(self._settings.ping_interval)
 
     async def _check(self, link: RunnerLink) -> None:
@@ -332,6 +336,7 @@ class RunnerHub:
             raise IqRefused("forbidden", f"{op.value} is the hub's to ask")
         if op is p.Op.HELLO:
             hello = p.decode(p.Hello, request.body)
+            link.repositories = hello.repositories
             await self._went_online(link, hello.state, end_strays=False)  # the answer tells it which to end
             return p.encode(p.HelloAccepted(agents=[a.id for a in self.on_runner(link.name)]))
         if op is p.Op.GOODBYE:

@@ -100,6 +100,8 @@ class RunnerState(Message):
 
 class Hello(Message):
     state: RunnerState
+    # What it offers, as it starts: its repositories (the hub asks again when someone chooses).
+    repositories: list[RepositoryInfo] = Field(default_factory=list)
 
 
 class HelloAccepted(Message):

@@ -206,8 +206,8 @@ class RunnerService:
         wait, longest = HELLO_RETRY
         while True:
             try:
-                body = await self.channel.request(self.hub_full_jid, p.Op.HELLO.value,
-                                                  p.encode(p.Hello(state=self._state())), HELLO_TIMEOUT)  # fmt: skip
+                hello = p.Hello(state=self._state(), repositories=(await self._repositories()).repositories)
+                body = await self.channel.request(self.hub_full_jid, p.Op.HELLO.value, p.encode(hello), HELLO_TIMEOUT)
             except IqRefused as exc:
                 log.error("Runner %s: the hub refused it: %s", self.name, exc.text or exc.condition)
                 if exc.condition in ("forbidden", "not-authorized"):
@@ -273,13 +273,16 @@ class RunnerService:
                 last_active=record.last_active, queued=hosted.queued,
                 pending_prompts=len(self.permissions.pending(hosted.id)),
             ))  # fmt: skip
+        return p.encode(await self._repositories())
+
+    async def _repositories(self) -> p.Repositories:
         base = self.settings.work.base_path
         try:
             repositories = await asyncio.to_thread(list_repositories, base)
         except AgentChatError as exc:
-            return p.encode(p.Repositories(base_path=str(base), error=str(exc)))
-        return p.encode(p.Repositories(base_path=str(base), repositories=[
-            p.RepositoryInfo(name=r.name, path=str(r.path), git=r.is_git) for r in repositories]))  # fmt: skip
+            return p.Repositories(base_path=str(base), error=str(exc))
+        return p.Repositories(base_path=str(base), repositories=[
+            p.RepositoryInfo(name=r.name, path=str(r.path), git=r.is_git) for r in repositories])  # fmt: skip
 
     def _state(self) -> p.RunnerState:
         agents = self.agents.all()

@@ -85,10 +85,10 @@ def _native_hi(self: SCRAM, text: str, salt: bytes, iterations: int) -> bytes:
     return value
 
 
-def _quick_saslprep(text: str) -> str:
-    """SASLprep (RFC 4013) as slixmpp's, without its Python stringprep for printable ASCII, which it leaves
+def _quick_saslprep(text: str | bytes) -> str:
+    """SASLprep (RFC 4013) as slixmpp's, without its Python stringprep for printable ASCII text, which it leaves
     unchanged: the service's account names and passwords. Three per login, ~0.5 ms of the event loop."""
-    if text.isascii() and text.isprintable():
+    if isinstance(text, str) and text.isascii() and text.isprintable():
         return text
     return cast(str, _slow_saslprep(text))
 

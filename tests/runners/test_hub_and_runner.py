@@ -8,8 +8,11 @@ import logging
 import secrets
 from pathlib import Path
 
+import pytest
+
+from agentchat.errors import StateError
 from agentchat.runners import protocol as p
-from agentchat.runners.registration import Registered
+from agentchat.runners.registration import Registered, list_runners, remove_runner
 from agentchat.xmpp.iq import IqChannel, IqRefused
 from tests.support.runners import create_on, register, running_runner, runner_settings
 from tests.support.service import make_repositories, running_service, service_settings
@@ -26,8 +29,8 @@ async def test_an_agent_on_a_runner_answers_and_the_manager_knows_where_it_runs(
         async with running_runner(runner_settings(prosody, tmp_path / "laptop", registered)):
             alice = await user_client("alice")
             await alice.send(manager, "runners")
-            listing = await alice.expect("laptop", from_=manager, timeout=10)
-            print(listing.body)
+            listing = (await alice.expect("laptop", from_=manager, timeout=10)).body
+            assert "laptop — online since" in listing and "2 repositories" in listing, listing
             agent_id, agent_jid = await create_on(alice, manager, "laptop", repo="site")
             await alice.expect("ready in site", from_=agent_jid, timeout=10)
             await alice.send(agent_jid, "hello there")
@@ -42,8 +45,13 @@ async def test_an_agent_on_a_runner_answers_and_the_manager_knows_where_it_runs(
             await alice.send(manager, "repos")
             repos = (await alice.expect("Repositories", from_=manager)).body
             assert "laptop:api (git)" in repos and "laptop:site" in repos, repos
+            with pytest.raises(StateError, match=f"still runs {agent_id}"):
+                await remove_runner(hub.model_copy(deep=True), "laptop")
             await alice.send(manager, f"kill {agent_id}")
             await alice.expect("killed", from_=manager, timeout=20)
+        assert [r.name for r in await list_runners(hub.model_copy(deep=True))] == ["laptop"]
+        await remove_runner(hub.model_copy(deep=True), "laptop")
+        assert await list_runners(hub.model_copy(deep=True)) == []
         assert service.runner_hub is not None
 
 

@@ -88,6 +88,8 @@ class NewAgentDialogue:
             chosen = next((m for m in machines if m.name == machine), None)
             if chosen is None:
                 raise ValueError(f"the machine {machine!r} is no longer a runner")
+            if not chosen.online or not chosen.backends:
+                raise ValueError(f"the machine {machine!r} is offline")
             backends = chosen.backends
         dialogue = cls(backends, base_path, step=Step(data["step"]), backend=data.get("backend"), machines=machines,
                        machine=machine, machine_chosen=bool(data.get("machine_chosen")) or data["step"] != Step.TYPE.value)

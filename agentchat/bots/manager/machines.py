@@ -176,7 +176,8 @@ def runner_lines(ctx: UserContext) -> list[str]:
         if link.online and link.state is not None:
             state = link.state
             lines.append(f"• {link.name} — online since {_clock(link.since)} — {_count(count)} — {state.running} running "
-                         f"of {state.max_concurrent} — load {state.load:.2f} ({state.cpus} CPUs)")  # fmt: skip
+                         f"of {state.max_concurrent} — load {state.load:.2f} ({state.cpus} CPUs) — "
+                         f"{_count(len(link.repositories), 'repository', 'repositories')}")  # fmt: skip
         elif link.online is None:
             lines.append(f"• {link.name} — not heard from yet — {_count(count)}")
         else:
@@ -184,8 +185,8 @@ def runner_lines(ctx: UserContext) -> list[str]:
     return [f"Machines ({1 + len(hub.links())}):", *lines]
 
 
-def _count(n: int) -> str:
-    return f"{n} agent{'s' if n != 1 else ''}"
+def _count(n: int, one: str = "agent", many: str = "agents") -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _load() -> str:
