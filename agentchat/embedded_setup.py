@@ -138,7 +138,8 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
     await prosody.register(settings.manager.username, settings.xmpp.domain, settings.manager.password.get_secret_value())
     settings.prosody.service_jids_file = params.effective_service_jids_file
     settings.provisioning.admin_rest_url = params.http_base_url + "/admin_rest"
-    endpoints = {"adminRestUrl": settings.provisioning.admin_rest_url, "domain": settings.xmpp.domain}
+    endpoints = {"adminRestUrl": settings.provisioning.admin_rest_url, "domain": settings.xmpp.domain,
+                 "c2sPort": settings.xmpp.port}
     await asyncio.to_thread(atomic_write_text, params.run_dir / ENDPOINTS_FILE, json.dumps(endpoints) + "\n", 0o644)
     # Our bots trust the certificate Prosody serves (pinned), whoever signed it.
     if settings.xmpp.ca_file is None:

@@ -74,6 +74,9 @@ async def _hub_provisioner(settings: Settings) -> Provisioner:
         settings.provisioning.admin_rest_url = str(endpoints["adminRestUrl"])
     if "domain" not in settings.xmpp.model_fields_set and isinstance(endpoints.get("domain"), str):
         settings.xmpp.domain = str(endpoints["domain"])
+    port = endpoints.get("c2sPort")
+    if "port" not in settings.xmpp.model_fields_set and isinstance(port, int):
+        settings.xmpp.port = port
     return AdminRestProvisioner(settings.admin_rest_url, settings.xmpp.domain, settings.xmpp.admin_jid,
                                 settings.xmpp.admin_password.get_secret_value())  # fmt: skip
 
