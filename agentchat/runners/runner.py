@@ -240,6 +240,15 @@ class RunnerService:
     # the hub's requests
 
     async def _serve(self, request: IqRequest) -> str:
+        try:
+            return await self._answer(request)
+        except IqRefused:
+            raise
+        except (AgentChatError, TimeoutError) as exc:  # told to the hub, and from there to the person, in one line
+            log.error("Runner %s: %s failed: %s", self.name, request.op, exc)
+            raise IqRefused("internal-server-error", str(exc) or type(exc).__name__) from None
+
+    async def _answer(self, request: IqRequest) -> str:
         op = p.parse_op(request.op)
         if request.sender_bare != self.hub_jid:
             log.warning("Runner %s: refused %s from %s: only the hub %s commands this runner", self.name, op.value,
