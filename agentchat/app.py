@@ -32,6 +32,7 @@ from agentchat.bots.room.tools import room_tools
 from agentchat.files.agent_files import agent_files
 from agentchat.files.outgoing import FileSender, send_file_tool
 from agentchat.bots.manager.forms import manager_forms
+from agentchat.chat.port import Outbound
 from agentchat.permissions.audit import AuditLog
 from agentchat.permissions.mcp_server import PermissionMcpServer
 from agentchat.permissions.registry import PermissionRegistry
@@ -41,10 +42,14 @@ from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import Provisioner
 from agentchat.provisioning.contacts import introduce
 from agentchat.server.embedded import SECRETS_FILE
+from agentchat.runners.hub import RunnerHub
+from agentchat.runners.protocol import NAMESPACE as RUNNER_NAMESPACE
 from agentchat.server.prosody_config import ServiceJids, Tombstones, tombstones_path
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
 from agentchat.tasks import TaskGroup
+from agentchat.xmpp.iq import IqChannel
+from agentchat.xmpp.scram import ScramLoginCache
 from agentchat.xmpp.session import XmppSession
 from agentchat.xmpp.xep_0050_commands import PLUGINS as ADHOC_PLUGINS
 from agentchat.xmpp.xep_0050_commands import AdHocCommands
@@ -85,6 +90,8 @@ class Service:
         )
         self.provisioner: Provisioner | None = None
         self.supervisor: AgentSupervisor | None = None
+        self.runner_hub: RunnerHub | None = None
+        self.tombstones = Tombstones(tombstones_path(self.service_jids.path)) if self.service_jids else None
         self.manager: ManagerBot | None = None
         self.manager_session: XmppSession | None = None
         self.rooms: RoomBot | None = None
@@ -110,8 +117,9 @@ class Service:
             idle_timeout=settings.agents.idle_timeout / 1000,
             service_accounts=self.service_jids,
             on_agent_removed=self._agent_removed,
-            tombstones=Tombstones(tombstones_path(self.service_jids.path)) if self.service_jids else None,
+            tombstones=self.tombstones,
             manager_jid=settings.manager_jid,
+            login_cache=ScramLoginCache(),
         )
         log.info("Agent registry initialized")
         assert settings.manager.password is not None
@@ -137,6 +145,11 @@ class Service:
         log.info("Permission prompt tool registered")
         if self.service_jids is not None:
             await self.service_jids.add(settings.manager_jid, settings.xmpp.admin_jid)
+        # Other machines: the manager's account is the hub they answer to (agentchat.runners).
+        self.runner_hub = RunnerHub(store=self.store, supervisor=self.supervisor, settings=settings.runners,
+                                    domain=settings.xmpp.domain, notify=self._tell, service_accounts=self.service_jids)
+        self.runner_hub.attach(IqChannel(self.manager_session.client, RUNNER_NAMESPACE))
+        await self.runner_hub.load()
         self.manager = ManagerBot(
             self.manager_session,
             store=self.store,
@@ -149,6 +162,7 @@ class Service:
             close_transport=self.manager_session.stop,
             introduce_user=self._introduce_manager,
             rooms=self.rooms,
+            runners=self.runner_hub,
         )
         self.manager_session.attach(self.manager.deliver)
         AdHocCommands(self.manager_session, manager_forms(self.manager)).install()  # its forms (XEP-0050)
@@ -158,6 +172,7 @@ class Service:
         restored = await self.supervisor.restore()
         if self.rooms is not None:
             await self.rooms.start()  # after the agents: they take their seats again
+        await self.runner_hub.start()
         self._restored.set()
         for agent in restored:
             if agent.chat is not None and agent.interrupted is None:
@@ -174,6 +189,8 @@ class Service:
         await self.permissions.close()
         if self.supervisor is not None:
             await self.supervisor.shutdown()
+        if self.runner_hub is not None:
+            await self.runner_hub.stop()
         if self.rooms is not None:
             await self.rooms.stop()
         if self.manager is not None:
@@ -287,7 +304,14 @@ class Service:
             return False
         if jid in (self.settings.manager_jid, self.settings.xmpp.admin_jid):
             return True
+        if self.runner_hub is not None and self.runner_hub.is_service_jid(jid):
+            return True  # a runner, or an agent that runs on one
         return self.supervisor is not None and self.supervisor.get(local) is not None
+
+    def _tell(self, user: str, text: str) -> None:
+        """The manager says something to a person unasked (a runner went away, came back)."""
+        if self.manager_session is not None:
+            self.manager_session.send(Outbound(user, text))
 
     def _agent_chat(self, agent: Agent, password: str) -> AgentBot:
         """An agent's bot on its own account (opened by the supervisor)."""

@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -59,6 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="choose the password: '-' asks for it (or reads a line from stdin), so that ps never shows it; "
         "default: a random one",
     )
+
+    runner = commands.add_parser("runner", help="other machines that run agents (see README, Several machines)")
+    runner_commands = runner.add_subparsers(dest="runner_command", required=True)
+    runner_add = runner_commands.add_parser("add", help="on the hub: register a machine; prints the line to run there")
+    runner_add.add_argument("name", help="the machine's name, e.g. laptop")
+    runner_add.add_argument("--server", help="the address the machine reaches the hub's server at (default: the domain)")
+    runner_add.add_argument("--server-port", type=int, help="its port (default: xmpp.port)")
+    runner_add.add_argument("--domain", help="the XMPP domain (default: the running embedded server's, else XMPP_DOMAIN)")
+    runner_commands.add_parser("list", help="on the hub: the registered machines")
+    runner_remove = runner_commands.add_parser("remove", help="on the hub: unregister a machine that runs no agent")
+    runner_remove.add_argument("name")
+    runner_start = runner_commands.add_parser("start", help="on the other machine: run agents for the hub")
+    runner_start.add_argument("--server", help="HOST:PORT of the hub's server (first start: from `runner add`)")
+    runner_start.add_argument("--jid", help="the runner's account (first start)")
+    runner_start.add_argument("--password", help="its password at the first start: - reads it from the terminal or stdin; default: $AGENTCHAT_RUNNER_PASSWORD, as the line of `runner add` sets it (ps shows no environment)")
+    runner_start.add_argument("--hub", help="the hub's JID (default: manager@ the JID's domain)")
+    runner_start.add_argument("--fingerprint", help="SHA-256 fingerprint of the server's certificate, to pin")
+    runner_start.add_argument("--work-base-path", type=Path, help="repositories folder (overrides WORK_BASE_PATH)")
+    runner_start.add_argument("--mcp-port", type=int, help="MCP port on this machine's loopback (overrides MCP_PORT)")
+    runner_start.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
 
@@ -87,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             return config_check(settings)
         if args.command == "user":
             return asyncio.run(user_add(settings, args.jid, args.password))
+        if args.command == "runner":
+            return run_runner_command(args)
         return run_service(settings, embedded=args.embedded_prosody, user=args.user, env_files=dotenv)
     except ConfigError as exc:
         print(f"agentchat: configuration error: {exc}", file=sys.stderr)
@@ -168,6 +191,60 @@ async def _serve(settings: Settings, *, embedded: bool, user: str | None) -> Non
         await service.run_until_signalled(then=stop_prosody)
     finally:
         await stop_prosody()  # idempotent; after a failed start too
+
+
+def run_runner_command(args: argparse.Namespace) -> int:
+    from agentchat.runners import registration
+
+    if args.runner_command == "start":
+        return run_runner(args)
+    settings = load_settings(args.config, flag_overrides(args))
+    if args.runner_command == "list":
+        records = asyncio.run(registration.list_runners(settings))
+        print("\n".join(f"{r.name}\t{r.jid}" for r in records) if records else "No runners registered.")
+        return 0
+    if args.runner_command == "remove":
+        asyncio.run(registration.remove_runner(settings, args.name.strip().lower()))
+        print(f"Runner {args.name} removed: its account is deleted.")
+        return 0
+    registered = asyncio.run(registration.add_runner(settings, args.name, args.server, args.server_port))
+    # The runner's password, printed on purpose to the terminal (never to the log).
+    print(f"Runner {registered.name} registered ({registered.jid}). On that machine, with agentchat installed, run:\n")
+    print(f"  {registered.join_line()}\n")
+    print("It keeps these settings in its state directory (AGENTCHAT_HOME, default ~/.agent-chat): later, "
+          "`agentchat runner start` alone starts it again.")
+    if registered.fingerprint_note:
+        print(f"Note: {registered.fingerprint_note}")
+    return 0
+
+
+def run_runner(args: argparse.Namespace) -> int:
+    from agentchat.config import state_home
+    from agentchat.logs import setup_logging
+    from agentchat.runners import registration
+    from agentchat.runners.runner import RunnerService
+
+    home = state_home()
+    # The password from the environment (the printed line sets it so: `ps` shows no environment), or
+    # `--password -` from the terminal or stdin; a literal --password works too, but `ps` would show it.
+    password = os.environ.get(registration.RUNNER_PASSWORD_ENV) if args.password is None else args.password
+    if password == "-":
+        password = _read_password()
+    if args.jid or args.server:
+        if not (args.jid and password and args.server):
+            raise ConfigError(f"--server, --jid and the password ({registration.RUNNER_PASSWORD_ENV}) go together "
+                              "(the line `agentchat runner add` printed)")
+        asyncio.run(registration.join(home, args.server, args.jid, password, args.hub, args.fingerprint))
+    overrides = {**registration.overrides_from(registration.joined(home)), **flag_overrides(args)}
+    settings = load_settings(args.config, overrides)
+    setup_logging(settings.logging.level, settings.home / "agentchat.log")
+    log.info("Agent Chat runner starting...")
+
+    async def serve() -> None:  # built in the loop it runs in (slixmpp binds a client to the running loop)
+        await RunnerService(settings).run_until_signalled()
+
+    asyncio.run(serve())
+    return 0
 
 
 _JID = re.compile(r"^([^@/\s]+)(?:@([^@/\s]+))?$")

@@ -264,6 +264,24 @@ class RoomSettings(Section):
     context_lines: int = Field(5, ge=0, le=50)
 
 
+class RunnersSettings(Section):
+    """The hub's side of runners (other machines: agentchat.runners.hub)."""
+
+    # How often each runner is asked how it is, and how long its answer may take (two missed: offline).
+    ping_interval: float = Field(10.0, gt=0, le=3600)
+    ping_timeout: float = Field(10.0, gt=0, le=600)
+    # Creating or ending an agent on a runner (its login included).
+    request_timeout: float = Field(60.0, gt=0, le=3600)
+
+
+class RunnerSettings(Section):
+    """A runner's side (`agentchat runner start`): its account on the hub's server, and the hub's JID."""
+
+    jid: str | None = None
+    password: SecretStr | None = None
+    hub: str | None = None  # the manager's JID; default manager@<the JID's domain>
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -279,6 +297,8 @@ class Settings(Section):
     files: FilesSettings = Field(default_factory=FilesSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     rooms: RoomSettings = Field(default_factory=RoomSettings)
+    runners: RunnersSettings = Field(default_factory=RunnersSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
     # Not read from the file: where state, logs and secrets live.
     home: Path = Field(default_factory=lambda: state_home(), exclude=True)
 
@@ -320,6 +340,8 @@ class Settings(Section):
             backend["env"] = {k: "********" for k in backend["env"]}
         for engine in ("claude", "codex", "gemini", "opencode"):
             data["agents"][engine]["env"] = {k: "********" for k in data["agents"][engine]["env"]}
+        if data["runner"].get("password") is not None:
+            data["runner"]["password"] = "********"
         data["home"] = str(self.home)
         return data
 

@@ -151,7 +151,8 @@ async def start_embedded(settings: Settings) -> EmbeddedServer:
         settings.files.upload_url = params.upload_url
         settings.files.local_upload_url = params.local_upload_url
     settings.provisioning.admin_rest_url = params.http_base_url + "/admin_rest"
-    endpoints = {"adminRestUrl": settings.provisioning.admin_rest_url}
+    endpoints = {"adminRestUrl": settings.provisioning.admin_rest_url, "domain": settings.xmpp.domain,
+                 "c2sPort": settings.xmpp.port}
     await asyncio.to_thread(atomic_write_text, params.run_dir / ENDPOINTS_FILE, json.dumps(endpoints) + "\n", 0o644)
     # Our bots trust the certificate Prosody serves (pinned), whoever signed it.
     if settings.xmpp.ca_file is None:

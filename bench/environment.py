@@ -168,13 +168,15 @@ class ServiceProcess:
         self.wall_start_ms = wall_ms
 
     @classmethod
-    async def start(cls, env: BenchEnv, settings: dict[str, Any], timeout: float = 600) -> ServiceProcess:
+    async def start(cls, env: BenchEnv, settings: dict[str, Any], timeout: float = 600,
+                    module: str = "bench.service_host") -> ServiceProcess:
+        """``module``: bench.service_host (the whole service) or bench.runner_host (a runner)."""
         home = Path(settings["home"])
         home.mkdir(parents=True, exist_ok=True)
         config = home / "bench-settings.json"
         config.write_text(json.dumps(settings), encoding="utf-8")
         began = time.perf_counter()
-        process = await spawn_python(["-m", "bench.service_host", str(config)], home / "service-host.stderr")
+        process = await spawn_python(["-m", module, str(config)], home / "service-host.stderr")
         service = cls(process, {}, 0.0)
         service.started = await service._read(timeout)
         service.wall_start_ms = (time.perf_counter() - began) * 1000

@@ -35,7 +35,9 @@ from bench.environment import (
     end_process,
     spawn_python,
 )
-from bench.report import render, targets
+from bench.report import render, run_ratios, targets
+from bench.restart import run_restart
+from bench.runners import run_runners
 from bench.scale import run_scale
 from bench.service_host import WHAT_IFS
 from bench.stats import median_of_runs
@@ -55,19 +57,23 @@ class Plan:
     burst: int = 1000  # events in the burst turn
     prompts: int = 200  # permission prompts per run
     prompt_warmup: int = 10
-    scale: tuple[int, ...] = (10, 50, 200, 500)
+    # The first step creates one agent at a time (what one person sees): 50 of them, so that its figure
+    # has 50 samples (it had 7); the dialogue's agents come on top.
+    scale: tuple[int, ...] = (50, 200, 500)
     concurrency: int = 8  # agent creations at once
-    dialogue: int = 3  # of the first step's agents, created through the manager dialogue
+    dialogue: int = 3  # created through the manager dialogue before the first step
     floor_clients: int = 100
     profile_messages: int = 500
     # Also run agentchat patched (bench/service_host.py WHAT_IFS) for round trips and prompts.
     what_if: tuple[str, ...] = WHAT_IF_DEFAULT
     what_if_scale: bool = False  # and the last scale step once more, patched (+1.5 min)
+    restart: int = 1000  # agents on one service, restarted (bench/restart.py); 0 skips it
+    runners: int = 1000  # agents on one hub and 3 runners (bench/runners.py); 0 skips it
 
 
 QUICK = Plan(
     runs=1, messages=20, warmup=5, singles=5, burst=50, prompts=5, prompt_warmup=1,
-    scale=(2, 4), concurrency=2, dialogue=1, floor_clients=3, profile_messages=20, what_if=(),
+    scale=(2, 4), concurrency=2, dialogue=1, floor_clients=3, profile_messages=20, what_if=(), restart=4, runners=4,
 )  # fmt: skip
 
 
@@ -133,6 +139,7 @@ async def measure_latency(env: BenchEnv, plan: Plan, results_dir: Path, stamp: s
             entry["agentchat"]["events"] = await latency.event_latency(client, agents["agentchat"], plan.singles, plan.burst, agent=True)
             for mode in services:
                 entry[mode]["permission"] = await latency.permission_round_trip(client, prompters[mode], plan.prompts, plan.prompt_warmup)
+            entry["ratios"] = run_ratios(entry)  # type: ignore[assignment]
             runs.append(entry)
             rtt = entry["agentchat"]["round_trip"]["answer"]["p50"], entry["baseline"]["round_trip"]["answer"]["p50"]
             log(f"    round trip p50 {rtt[0]:.2f} ms (baseline {rtt[1]:.2f} ms)")
@@ -188,6 +195,13 @@ async def run_plan(env: BenchEnv, plan: Plan, results_dir: Path, stamp: str, log
             env, plan.scale, concurrency=plan.concurrency, through_dialogue=plan.dialogue,
             what_if_patches=plan.what_if if plan.what_if_scale else (), log=log,
         )  # fmt: skip
+    if plan.restart:
+        log(f"restart: {plan.restart} agents on one service")
+        results["restart"] = await run_restart(env, plan.restart, log=log)
+    if plan.runners:
+        log(f"runners: {plan.runners} agents on a hub and 3 runners")
+        results["runners"] = await run_runners(env, plan.runners, sample_per_machine=1 if plan.runners < 100 else 25,
+                                               log=log)  # fmt: skip
     if plan.floor_clients and plan.scale:  # the floor goes with the scale figures
         log(f"slixmpp floor: {plan.floor_clients} bare clients, their own TLS context each, then a shared one")
         results["floor"] = await slixmpp_floor(env, plan.floor_clients, plan.concurrency, "own")
@@ -207,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny figures, a few seconds: a smoke run")
     parser.add_argument("--runs", type=int, help=f"latency runs (default {Plan.runs}); the tables show their median")
     parser.add_argument("--messages", type=int, help=f"measured round trips per run (default {Plan.messages})")
-    parser.add_argument("--scale", help="agent counts, comma-separated (default 10,50,200,500); 0 skips the scale test and the slixmpp floor")
+    parser.add_argument("--scale", help="agent counts, comma-separated (default 50,200,500); 0 skips the scale test and the slixmpp floor")
+    parser.add_argument("--restart", type=int, help=f"agents restarted on one service (default {Plan.restart}); 0 skips")
+    parser.add_argument("--runners", type=int, help=f"agents on a hub and 3 runners (default {Plan.runners}); 0 skips")
     parser.add_argument("--what-if", default=",".join(WHAT_IF_DEFAULT),
                         help=f"patches for the what-if service, comma-separated, from: {', '.join(WHAT_IFS)}; '' for none")
     parser.add_argument("--what-if-scale", action="store_true", help="also answer the last scale step on the what-if service")
@@ -225,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         if unknown := set(patches) - set(WHAT_IFS):
             parser.error(f"unknown what-if {', '.join(sorted(unknown))}; known: {', '.join(WHAT_IFS)}")
         plan = dataclasses.replace(plan, what_if=patches)
+    if args.restart is not None:
+        plan = dataclasses.replace(plan, restart=args.restart)
+    if args.runners is not None:
+        plan = dataclasses.replace(plan, runners=args.runners)
     if args.what_if_scale:
         plan = dataclasses.replace(plan, what_if_scale=True)
     args.output.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Scale: many agents on one service, created in steps (10, 50, 200, 500 by default).
+"""Scale: many agents on one service, created in steps (50, 200, 500 by default).
 
 At each step N, on one service process (agents.maxConcurrent 50, a short idleTimeout):
 
@@ -94,7 +94,9 @@ async def run_scale(
             }
         for index, count in enumerate(steps):
             at_once = 1 if index == 0 else concurrency
-            step, service = await _step(env, service, settings, owner, answers, agents, count, at_once, timeout, before_kb)
+            # The first step's count is of agents created one at a time: the dialogue's come on top.
+            total = count + len(dialogue) if index == 0 else count
+            step, service = await _step(env, service, settings, owner, answers, agents, total, at_once, timeout, before_kb)
             result["steps"].append(step)
             log(
                 f"  scale {count:>4}: creation p50 {step['creation']['first_answer_ms']['p50']:.0f} ms, "

@@ -54,10 +54,14 @@ class Host:
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
 
-    async def run(self) -> None:
+    async def run(self, profile_start: str | None = None) -> None:
+        if profile_start:
+            await self.cmd_profile_start()
         started = time.perf_counter()
         await self.service.start()
         start_ms = (time.perf_counter() - started) * 1000
+        if profile_start:
+            await self.cmd_profile_stop(profile_start)
         supervisor = self.service.supervisor
         assert supervisor is not None
         self.say({"event": "started", "start_ms": start_ms, "restored": len(supervisor.all()), "pid": os.getpid(),
@@ -166,12 +170,13 @@ def main() -> None:
     data = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     home = Path(data.pop("home"))
     patches = data.pop("benchPatches", [])
+    profile_start = data.pop("benchProfileStart", None)
     settings = Settings.model_validate(data)
     settings.home = home
     setup_logging(settings.logging.level, home / "agentchat.log")
     for patch in patches:
         WHAT_IFS[patch]()
-    asyncio.run(Host(settings).run())
+    asyncio.run(Host(settings).run(profile_start))
 
 
 # What-ifs: never the shipped behaviour, only there to show what one thing costs.

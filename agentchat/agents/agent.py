@@ -216,11 +216,12 @@ class Agent:
 
     # life cycle
 
-    async def load(self) -> None:
+    async def load(self, pending: list[InboundMessage] | None = None) -> None:
         """Pick up what a previous run left, before the chat goes online: queued messages run (they never
-        did), a message whose turn was cut is kept for `retry`, what was never handled goes to the chat side."""
+        did), a message whose turn was cut is kept for `retry`, what was never handled goes to the chat side.
+        ``pending``: this agent's messages not done, when the caller read every agent's at once."""
         unhandled: list[InboundMessage] = []
-        for message in await self._store.pending_inbound(self.id):
+        for message in pending if pending is not None else await self._store.pending_inbound(self.id):
             if message.state is MessageState.QUEUED:
                 self._queue.put_nowait(_QueuedMessage(message.id, message.body, message.message_id,
                                                       origin=self._origin_of(message)))

@@ -9,7 +9,7 @@ import secrets
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +23,7 @@ from agentchat.logs import register_secret
 from agentchat.provisioning.base import AccountExists, AccountMissing, Provisioner
 from agentchat.provisioning.contacts import forget, introduce
 from agentchat.store.database import StateStore
-from agentchat.store.records import AgentRecord, AgentStatus
+from agentchat.store.records import AgentRecord, AgentStatus, InboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,15 @@ class TombstoneList(Protocol):
     async def remove(self, jid: str) -> None: ...
 
 
+class LoginCache(Protocol):
+    """What a login derives from a password to prove it (agentchat.xmpp.scram), kept with the password
+    so that the next run's login need not derive it again."""
+
+    def seed(self, password: str, cached: str) -> None: ...
+
+    def export(self, password: str) -> str | None: ...
+
+
 class ServiceAccounts(Protocol):
     """Keeps the list of the service's own JIDs (they are exempt from Prosody's rate limits)."""
 
@@ -59,9 +68,9 @@ class ServiceAccounts(Protocol):
 
 
 # How many agents restore() brings back at once. Each one is mostly waiting on the XMPP server
-# (account, login: ~80 ms), so one at a time took 40 s for 500 agents; a few at a time overlap
-# the waits without flooding the server with logins (SASL hashing is its CPU-heavy part).
-RESTORE_CONCURRENCY = 16
+# (its login), so one at a time took 40 s for 500 agents; a few at a time overlap the waits
+# without flooding the server with logins.
+RESTORE_CONCURRENCY = 32
 
 
 class AgentLimitReached(AgentChatError):
@@ -90,6 +99,7 @@ class AgentSupervisor:
         on_agent_removed: Callable[[str], None] | None = None,
         tombstones: TombstoneList | None = None,
         manager_jid: str = "",
+        login_cache: LoginCache | None = None,
     ) -> None:
         self.domain = domain
         self._store = store
@@ -103,10 +113,13 @@ class AgentSupervisor:
         self._tombstones = tombstones
         self._manager_jid = manager_jid
         self._on_agent_removed = on_agent_removed
+        self._login_cache = login_cache
         self.slots = ProcessSlots(max_concurrent)
         self._agents: dict[str, Agent] = {}
         self._chats: dict[str, ChatSide] = {}
         self._lock = asyncio.Lock()  # creation and removal only; each agent serialises its own work
+        # Agents' names in use elsewhere (on runners: agentchat.runners.hub), never given to a new one here.
+        self.names_taken_elsewhere: Callable[[], Iterable[str]] = lambda: ()
 
     def _require_provisioner(self) -> Provisioner:
         if self.provisioner is None:
@@ -140,7 +153,7 @@ class AgentSupervisor:
                 "or wait until an agent finishes its turn."
             )
         async with self._lock:
-            name = new_agent_name(set(self._agents))
+            name = new_agent_name(set(self._agents) | set(self.names_taken_elsewhere()))
             # Idle until its first message: the process starts with the first turn.
             record = AgentRecord(
                 id=name, owner=owner, repo=str(repo), backend=backend, session_id=str(uuid.uuid4()), status=AgentStatus.IDLE
@@ -152,6 +165,7 @@ class AgentSupervisor:
             password = await self._provision(name)
             await self._store.save_agent(record)
             await self._open_chat(agent, password)
+            await self._store.save_agent_secrets([self._secret_row(name, password)])
         except BaseException:
             await self._discard(agent)
             raise
@@ -177,9 +191,9 @@ class AgentSupervisor:
             idle_timeout=self._idle_timeout,
         )
 
-    async def _provision(self, name: str, *, add_service_account: bool = True) -> str:
+    async def _provision(self, name: str, *, add_service_account: bool = True, new_name: bool = True) -> str:
         """A fresh random password; an account left over from a crash is taken over."""
-        if self._tombstones is not None:
+        if self._tombstones is not None and new_name:
             await self._tombstones.remove(self.jid_of(name))  # a name given again is no longer ended
         password = secrets.token_urlsafe(24)
         register_secret(password)
@@ -190,6 +204,33 @@ class AgentSupervisor:
         if add_service_account and self._service_accounts is not None:
             await self._service_accounts.add(self.jid_of(name))
         return password
+
+    # accounts of agents that run elsewhere (agentchat.runners.hub): made and ended as this supervisor's own
+
+    async def provision_account(self, name: str) -> str:
+        """A new agent's account (and service-account entry); its password."""
+        return await self._provision(name)
+
+    async def discard_account(self, name: str) -> None:
+        """The account of an agent whose creation failed (no tombstone: it never was)."""
+        try:
+            await self._require_provisioner().delete_account(name)
+        except AccountMissing:
+            pass
+        if self._service_accounts is not None:
+            await self._service_accounts.remove(self.jid_of(name))
+
+    async def end_account(self, agent_id: str, ended_by: str, owner: str) -> bool:
+        """An ended agent's roster entry, account, service-account entry and tombstone; False if the account
+        could not be deleted (the caller tries again at its next start)."""
+        await self._finish_removal(agent_id, ended_by, owner)
+        try:
+            return not await self._require_provisioner().account_exists(agent_id)
+        except ProvisioningError:
+            return False
+
+    def _secret_row(self, agent_id: str, password: str) -> tuple[str, str, str | None]:
+        return agent_id, password, self._login_cache.export(password) if self._login_cache is not None else None
 
     async def _introduce(self, agent: Agent) -> None:
         """The agent in its owner's roster, named after itself and its repository (both ways)."""
@@ -203,13 +244,13 @@ class AgentSupervisor:
         except ProvisioningError as exc:
             log.warning("agent %s: not put into the roster of %s: %s", agent.id, agent.owner, exc)
 
-    async def _open_chat(self, agent: Agent, password: str) -> None:
+    async def _open_chat(self, agent: Agent, password: str, pending: list[InboundMessage] | None = None) -> None:
         chat = self._chat_factory(agent, password)
         agent.chat = chat
         self._chats[agent.id] = chat
         # The agent's own queue first (what waited at the last stop), then the chat's: new messages
         # that arrive once it is online come after them.
-        await agent.load()
+        await agent.load(pending)
         await chat.open()
 
     async def _discard(self, agent: Agent) -> None:
@@ -227,8 +268,13 @@ class AgentSupervisor:
     async def restore(self) -> list[Agent]:
         """Bring every known agent back online as stopped; its next message resumes the session.
 
-        Returns the agents restored, in the records' order; one that fails is logged and left out.
+        Each logs in with the password its account was given (kept in the state file): no provisioning
+        at all, unless the server refuses it (a server whose accounts were lost, a password changed
+        elsewhere): then the account is made or reset again. Returns the agents restored, in the
+        records' order; one that fails is logged and left out.
         """
+        secrets_by_agent = await self._store.load_agent_secrets()
+        pending = await self._store.pending_inbound_by_bot()
         agents: list[Agent] = []
         for record in await self._store.load_agents():
             if record.status == AgentStatus.KILLED:
@@ -250,11 +296,15 @@ class AgentSupervisor:
                 each_adds_itself = False
             except AgentChatError as exc:
                 log.warning("service accounts: %s; adding them one at a time", exc)
+        if agents:
+            await self._store.save_agents([a.record for a in agents])  # STOPPED, pid cleared: one commit
         limit = asyncio.Semaphore(RESTORE_CONCURRENCY)
+        changed: list[tuple[str, str, str | None]] = []
 
         async def restore_one(agent: Agent) -> Agent | None:
             async with limit:
-                return await self._restore_agent(agent, add_service_account=each_adds_itself)
+                return await self._restore_agent(agent, secrets_by_agent.get(agent.id), changed,
+                                                 pending.get(agent.id, []), add_service_account=each_adds_itself)
 
         tasks = [asyncio.create_task(restore_one(a), name=f"restore:{a.id}") for a in agents]
         try:
@@ -265,13 +315,36 @@ class AgentSupervisor:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+        try:
+            await self._store.save_agent_secrets(changed)
+        except StateError as exc:
+            log.warning("agents' passwords not saved (the next start resets them): %s", exc)
         return [agent for agent in results if agent is not None]
 
-    async def _restore_agent(self, agent: Agent, *, add_service_account: bool) -> Agent | None:
+    async def _restore_agent(
+        self, agent: Agent, stored: tuple[str, str | None] | None, changed: list[tuple[str, str, str | None]],
+        pending: list[InboundMessage], *, add_service_account: bool,
+    ) -> Agent | None:
         try:
-            password = await self._provision(agent.id, add_service_account=add_service_account)
-            await self._store.save_agent(agent.record)
-            await self._open_chat(agent, password)
+            if stored is None:
+                password = await self._provision(agent.id, add_service_account=add_service_account, new_name=False)
+                await self._open_chat(agent, password, pending)
+            else:
+                password, cached = stored
+                register_secret(password)
+                if cached and self._login_cache is not None:
+                    self._login_cache.seed(password, cached)
+                try:
+                    await self._open_chat(agent, password, pending)
+                except AgentChatError as exc:
+                    log.warning("agent %s: its account refused the stored password (%s); setting a new one", agent.id, exc)
+                    agent = await self._replace_agent(agent)
+                    password = await self._provision(agent.id, add_service_account=add_service_account, new_name=False)
+                    await self._open_chat(agent, password, pending)
+                    await self._introduce(agent)  # a server that lost the account lost its roster entries too
+            row = self._secret_row(agent.id, password)
+            if stored is None or row[1:] != stored:
+                changed.append(row)
             chat = self._chats.get(agent.id)
             if chat is not None and not self._require_provisioner().edits_rosters:
                 # Its roster entry is on the server already where it can be edited; else ask again.
@@ -282,6 +355,15 @@ class AgentSupervisor:
             return None
         await agent.start()
         return agent
+
+    async def _replace_agent(self, agent: Agent) -> Agent:
+        """A new Agent for the same record, its chat side closed: to load and open it again from the start."""
+        chat = self._chats.pop(agent.id, None)
+        if chat is not None:
+            await chat.close()
+        fresh = self._new_agent(agent.record)
+        self._agents[agent.id] = fresh
+        return fresh
 
     # removal
 

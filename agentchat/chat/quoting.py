@@ -31,6 +31,6 @@ def split_leading_quote(text: str) -> QuoteSplit:
         else:
             break
         index += 1
-    if not quoted:
-        return QuoteSplit("", text)
+    if not any(line.strip() for line in quoted):
+        return QuoteSplit("", text)  # no quote (or only empty "> " lines): all of it is what was written
     return QuoteSplit("\n".join(quoted), "\n".join(lines[index:]).strip())

@@ -141,6 +141,15 @@ class AdminRestProvisioner(Provisioner):
             for jid, item in (items.items() if isinstance(items, dict) else ())
         }
 
+    async def end_sessions(self, username: str, reason: str) -> int:
+        name_ = check_username(username)
+        status, result = await self._request("DELETE", f"/sessions/{quote(name_, safe='')}", {"reason": reason})
+        if status == 404 and result is not None:
+            raise AccountMissing(f"account {name_}@{self.domain} does not exist")
+        if status != 200 or not isinstance(result, dict):
+            raise self._failure(f"end the sessions of {name_}@{self.domain}", status, result)
+        return int(result.get("count") or 0)
+
     async def ping(self) -> None:
         """Raise ProvisioningError unless the API answers and accepts our credentials."""
         status, result = await self._request("GET", "/ping")

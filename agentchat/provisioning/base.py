@@ -22,6 +22,10 @@ class RostersUnsupported(ProvisioningError):
     """This provisioner cannot edit rosters on the server (XEP-0133 has no roster command)."""
 
 
+class SessionsUnsupported(ProvisioningError):
+    """This provisioner cannot end an account's sessions with a reason of its own."""
+
+
 @dataclass(frozen=True)
 class RosterItem:
     """One contact in an account's roster, as the server keeps it (RFC 6121)."""
@@ -99,6 +103,12 @@ class Provisioner(abc.ABC):
     async def roster(self, username: str) -> dict[str, RosterItem]:
         """``username``'s roster by contact JID; AccountMissing if there is no such account."""
         raise RostersUnsupported(f"{type(self).__name__} cannot read rosters")
+
+    async def end_sessions(self, username: str, reason: str) -> int:
+        """End every session of the account, live or hibernating (XEP-0198), now: its contacts see it go
+        unavailable with ``reason`` as its status, and what it was sent and did not acknowledge waits in
+        offline storage. How many there were; AccountMissing if there is no such account."""
+        raise SessionsUnsupported(f"{type(self).__name__} cannot end sessions")
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import os
 import re
+import secrets
 import sys
 import sysconfig
 import tempfile
@@ -91,7 +92,7 @@ class ProsodyConfigParams:
     http_interface: str = "127.0.0.1"
     # Bare JIDs allowed to run XEP-0133 commands and mod_admin_rest; also never throttled.
     admins: tuple[str, ...] = ()
-    # Accounts the service creates at run time; re-read at every login (see ServiceJids).
+    # Accounts the service creates at run time; looked at every login, parsed when changed (see ServiceJids).
     service_jids_file: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -298,7 +299,7 @@ def write_prosody_config(params: ProsodyConfigParams, path: Path | None = None) 
 
 
 class ServiceJids:
-    """The service-JIDs file that mod_agentchat_unthrottle re-reads at every login.
+    """The service-JIDs file that mod_agentchat_unthrottle looks at at every login (parsed again when its version changed).
 
     This object is the file's one writer: it serialises updates and replaces the file
     atomically, so Prosody never reads half a file. Add a JID *before* the account logs in.
@@ -329,8 +330,12 @@ class ServiceJids:
             await asyncio.to_thread(self._rewrite, {j.lower() for j in add}, {j.lower() for j in remove})
 
     def _rewrite(self, add: set[str], remove: set[str]) -> None:
-        jids = (self.read() | add) - remove
-        text = "# agentchat service accounts: not throttled by mod_limits. Written by agentchat.\n"
+        current = self.read()
+        jids = (current | add) - remove
+        if jids == current and self.path.exists():
+            return  # nothing changes: no write, no fsync (a restart adds every JID again)
+        # A new version token at every rewrite: mod_agentchat_unthrottle re-parses the file only when it changed.
+        text = f"# agentchat service accounts: not throttled by mod_limits. Written by agentchat, version {secrets.token_hex(8)}\n"
         atomic_write_text(self.path, text + "".join(f"{jid}\n" for jid in sorted(jids)), mode=0o644 & ~current_umask())
 
 
@@ -382,7 +387,10 @@ class Tombstones:
             await asyncio.to_thread(self._rewrite, {}, {jid.lower()}, None)
 
     def _rewrite(self, add: dict[str, tuple[float, str]], remove: set[str], now: float | None) -> None:
-        entries = {**self.read(), **add}
+        current = self.read()
+        if not add and not remove & current.keys():
+            return  # a name given for the first time was never ended: nothing to write (every creation asks)
+        entries = {**current, **add}
         for jid in remove:
             entries.pop(jid, None)
         if now is not None:

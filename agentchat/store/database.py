@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -112,6 +113,13 @@ CREATE TABLE IF NOT EXISTS room_members (
     kind TEXT NOT NULL,
     PRIMARY KEY (room, member)
 );
+-- Each agent's account password, and the SCRAM salted password a login derived from it (agentchat.xmpp.scram),
+-- so that a restart logs the agents in as they are, without a password reset each (the file is 0600).
+CREATE TABLE IF NOT EXISTS agent_secrets (
+    agent_id TEXT PRIMARY KEY,
+    password TEXT NOT NULL,
+    login_cache TEXT
+);
 -- A person's `new` dialogue with the manager, so that a restart continues it instead of replaying it.
 CREATE TABLE IF NOT EXISTS dialogues (
     peer TEXT PRIMARY KEY,
@@ -152,6 +160,7 @@ def _agent_row(agent: AgentRecord) -> tuple[object, ...]:
 
 def _connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _make_private(path)
     # check_same_thread=False: made on the store's thread, used there only, closed there too.
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
@@ -168,6 +177,17 @@ def _connect(path: Path) -> sqlite3.Connection:
         connection.close()
         raise
     return connection
+
+
+def _make_private(path: Path) -> None:
+    """The file holds people's messages and the agents' passwords: owner only (SQLite gives its -wal and
+    -shm files the database file's mode)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except OSError:
+        pass  # sqlite3.connect reports what is wrong with the path in its own words
 
 
 def _tables(connection: sqlite3.Connection) -> set[str]:
@@ -284,6 +304,10 @@ class StateStore:
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"{failure or f'cannot write state ({self.path})'}: {exc}") from exc
 
+    async def execute(self, statements: Sequence[Statement]) -> None:
+        """Statements in one transaction (for stores of their own on this database: agentchat.runners.store)."""
+        await self._run(lambda c: _in_transaction(c, statements))
+
     async def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
         """Rows of a read-only query (for the service's own reads, and for tests)."""
         return await self._run(lambda c: c.execute(sql, params).fetchall(), f"cannot read state ({self.path})")
@@ -294,10 +318,17 @@ class StateStore:
         row = _agent_row(agent)
         await self._run(lambda c: c.execute(_SAVE_AGENT, row))
 
+    async def save_agents(self, agents: Sequence[AgentRecord]) -> None:
+        """Several agents in one commit (a restart saves every restored agent at once)."""
+        statements = [(_SAVE_AGENT, _agent_row(agent)) for agent in agents]
+        if statements:
+            await self._run(lambda c: _in_transaction(c, statements))
+
     async def delete_agent(self, agent_id: str) -> None:
         statements = [
             (f"DELETE FROM {table} WHERE {column} = ?", (agent_id,))
-            for table, column in (("agents", "id"), ("inbound", "bot"), ("inbound_keys", "bot"), ("room_members", "member"))
+            for table, column in (("agents", "id"), ("inbound", "bot"), ("inbound_keys", "bot"), ("room_members", "member"),
+                                  ("agent_secrets", "agent_id"))
         ]
         await self._run(lambda c: _in_transaction(c, statements), f"cannot delete agent {agent_id}")
 
@@ -323,6 +354,20 @@ class StateStore:
             )
             for row in rows
         ]
+
+    # agents' account passwords (see agent_secrets in SCHEMA)
+
+    async def save_agent_secrets(self, secrets: Sequence[tuple[str, str, str | None]]) -> None:
+        """(agent id, password, login cache) for each, in one commit."""
+        statements = [("INSERT OR REPLACE INTO agent_secrets (agent_id, password, login_cache) VALUES (?,?,?)", row)
+                      for row in secrets]
+        if statements:
+            await self._run(lambda c: _in_transaction(c, statements))
+
+    async def load_agent_secrets(self) -> dict[str, tuple[str, str | None]]:
+        """agent id -> (password, login cache)."""
+        rows = await self.query("SELECT agent_id, password, login_cache FROM agent_secrets")
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     # messages from people: recorded before they are acknowledged, so a crash loses none
 
@@ -404,6 +449,17 @@ class StateStore:
             (bot, MessageState.DONE.value),
         )
         return [InboundMessage(r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), r[6]) for r in rows]
+
+    async def pending_inbound_by_bot(self) -> dict[str, list[InboundMessage]]:
+        """Every bot's messages not yet done, oldest first (one query for a restart's thousand agents)."""
+        rows = await self.query(
+            "SELECT id, bot, peer, message_id, body, state, received_at FROM inbound WHERE state != ? ORDER BY id",
+            (MessageState.DONE.value,),
+        )
+        pending: dict[str, list[InboundMessage]] = {}
+        for r in rows:
+            pending.setdefault(r[1], []).append(InboundMessage(r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), r[6]))
+        return pending
 
     # the manager's dialogues
 

@@ -42,6 +42,7 @@ from agentchat.chat.port import ChatState, Inbound, InboundSink, Outbound, PeerF
 from agentchat.config import XmppSettings
 from agentchat.errors import AgentChatError
 from agentchat.logs import secrets as known_secrets
+from agentchat.tasks import TaskGroup
 from agentchat.xmpp import scram
 from agentchat.xmpp.stanzas import to_inbound, to_message
 from agentchat.xmpp.tls import client_tls_context
@@ -117,10 +118,13 @@ class XmppSession:
         rooms: bool = False,
         upload_via: Callable[[str], str] | None = None,
         discover_peers: bool = False,
+        keepalive_interval: float = KEEPALIVE_INTERVAL,
     ) -> None:
         self.jid = jid
         # How this process reaches an upload URL the server hands out (e.g. its public HTTPS URL → loopback).
         self._upload_via = upload_via
+        # How often the link is checked; a runner's own session checks more often (agentchat.runners.runner).
+        self.keepalive_interval = keepalive_interval
         self._settings = settings
         plugin_config = {"feature_mechanisms": {"unencrypted_scram": True}} if settings.security == "plain" else {}
         # A fixed resource: after a crash of the service, the new session replaces the old one that
@@ -174,6 +178,7 @@ class XmppSession:
         self._keepalive: asyncio.Task[None] | None = None
         self._ack_scheduled = False
         self.attempts = 0  # connection attempts since start (for tests and logs)
+        self._probes = TaskGroup(f"probe:{jid}")
 
     @property
     def address(self) -> str:
@@ -214,6 +219,7 @@ class XmppSession:
             if task is not None:
                 task.cancel()
         self._reconnector = self._keepalive = None
+        await self._probes.cancel_all()
         self._finish_attempt(False)
         self.client.cancel_connection_attempt()
         if self.peer_features is not None:
@@ -378,7 +384,7 @@ class XmppSession:
     async def _keep_alive(self) -> None:
         """Ping the server; a link that does not answer is cut, and the reconnect loop takes over."""
         while True:
-            await asyncio.sleep(KEEPALIVE_INTERVAL)
+            await asyncio.sleep(self.keepalive_interval)
             try:
                 await self.client.plugin["xep_0199"].ping(JID(self._settings.domain), timeout=KEEPALIVE_TIMEOUT)
             except IqTimeout:
@@ -387,6 +393,22 @@ class XmppSession:
                 return
             except IqError:
                 pass  # an answer, even an error, proves the link
+
+    def probe(self) -> None:
+        """Check the link now, not at the next keepalive: a connection the server closed while the network was
+        away looks alive here until something is sent on it (then it is reset, and the reconnect loop runs)."""
+        if self.online:
+            self._probes.spawn(self._probe_once(self.session_number), "ping")
+
+    async def _probe_once(self, session: int) -> None:
+        try:
+            await self.client.plugin["xep_0199"].ping(JID(self._settings.domain), timeout=KEEPALIVE_TIMEOUT)
+        except IqTimeout:
+            if self.online and self.session_number == session:  # not a newer session's link
+                log.info("%s: the server did not answer a ping within %.0f s; reconnecting", self.jid, KEEPALIVE_TIMEOUT)
+                self.client.abort()
+        except IqError:
+            pass
 
     # events
 

@@ -12,7 +12,7 @@ from agentchat.agents import supervisor as supervisor_module
 from agentchat.agents.agent import Agent
 from agentchat.agents.backends.base import AgentBackend, AgentEvent, BackendSpec
 from agentchat.agents.supervisor import RESTORE_CONCURRENCY, AgentSupervisor
-from agentchat.errors import ProvisioningError
+from agentchat.errors import AgentChatError, ProvisioningError
 from agentchat.provisioning.base import AccountExists, Provisioner
 from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord, AgentStatus, InboundMessage
@@ -185,3 +185,69 @@ async def test_restore_cancelled_leaves_nothing_running(store: StateStore, tmp_p
     with pytest.raises(asyncio.CancelledError):
         await restoring
     assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("restore:")]
+
+
+class CountingProvisioner(FakeProvisioner):
+    def __init__(self) -> None:
+        super().__init__(broken=set())
+        self.changed: list[str] = []
+
+    async def change_password(self, username: str, password: str) -> None:
+        self.changed.append(username)
+
+
+class RememberingCache:
+    def __init__(self) -> None:
+        self.seeded: dict[str, str] = {}
+
+    def seed(self, password: str, cached: str) -> None:
+        self.seeded[password] = cached
+
+    def export(self, password: str) -> str | None:
+        return f"derived-from-{password}"
+
+
+async def test_restore_logs_in_with_the_kept_passwords_and_sets_a_refused_one_anew(store: StateStore, tmp_path: Path) -> None:
+    """No provisioning at a restart: each agent logs in with its kept password (its SCRAM key handed back to the
+    login); one the server refuses (a password changed elsewhere, a server that lost its accounts) is set anew."""
+    for n in range(3):
+        await store.save_agent(AgentRecord(id=f"agent-{n}", owner="alice@test.example", repo=str(tmp_path),
+                                           backend="claude", session_id=f"s{n}", created_at=1000.0 + n))
+    await store.save_agent_secrets([("agent-0", "kept-0", "cache-0"), ("agent-1", "kept-1", None), ("agent-2", "stale", None)])
+    logins: list[tuple[str, str]] = []
+
+    class RefusingChat(FakeChat):
+        def __init__(self, agent: Agent, password: str) -> None:
+            super().__init__(agent)
+            self.password = password
+
+        async def open(self) -> None:
+            logins.append((self.agent.id, self.password))
+            if self.password == "stale":
+                raise AgentChatError(f"{self.agent.id}: the server refused the password")
+
+    def no_backend(kind: str, spec: BackendSpec) -> AgentBackend:
+        raise AssertionError("a restored agent starts no process before its next message")
+
+    cache = RememberingCache()
+    supervisor = AgentSupervisor(
+        domain="test.example", store=store, chat_factory=RefusingChat, backend_factory=no_backend,
+        spec_factory=lambda record: BackendSpec(agent_id=record.id, cwd=tmp_path, session_id=record.session_id),
+        max_concurrent=2, idle_timeout=3600, login_cache=cache,
+    )  # fmt: skip
+    provisioner = CountingProvisioner()
+    supervisor.provisioner = provisioner
+    try:
+        restored = await supervisor.restore()
+        assert [agent.id for agent in restored] == ["agent-0", "agent-1", "agent-2"]
+        assert provisioner.changed == ["agent-2"]  # only the refused one was reset
+        assert cache.seeded == {"kept-0": "cache-0"}
+        assert ("agent-0", "kept-0") in logins and ("agent-1", "kept-1") in logins and ("agent-2", "stale") in logins
+        new_password = [password for agent_id, password in logins if agent_id == "agent-2"][-1]
+        assert new_password != "stale"
+        kept = await store.load_agent_secrets()
+        assert kept["agent-2"] == (new_password, f"derived-from-{new_password}")
+        assert kept["agent-1"] == ("kept-1", "derived-from-kept-1")  # its login's key kept for the next start
+        assert isinstance(supervisor.get("agent-2").chat, RefusingChat)  # type: ignore[union-attr]
+    finally:
+        await supervisor.shutdown()

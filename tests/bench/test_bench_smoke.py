@@ -40,12 +40,30 @@ def test_quick_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
     assert latency["agentchat"]["round_trip"]["cpu_ms_per_message"]["bot"] > 0
     assert latency["agentchat"]["permission"]["overhead"]["n"] > 0
 
+    plan = results["meta"]["plan"]
     steps = results["scale"]["steps"]
-    assert [step["agents"] for step in steps] == list(results["meta"]["plan"]["scale"])
+    # The first step's agents are created one at a time; the dialogue's come on top of them.
+    assert [step["agents"] for step in steps] == [plan["scale"][0] + plan["dialogue"], *plan["scale"][1:]]
+    assert steps[0]["creation"]["first_answer_ms"]["n"] == plan["scale"][0]
     assert all(step["online"] == step["agents"] and step["restart"]["restored"] == step["agents"] for step in steps)
     assert results["floor"]["rss_per_client_kb"] > 0
     assert Path(ROOT, results["profile"]["profile"]).is_file() or Path(results["profile"]["profile"]).is_file()
-    assert {target["name"] for target in results["targets"]} >= {"permission overhead p50", "round trip p50 / bare baseline p50"}
+    names = {target["name"] for target in results["targets"]}
+    assert "permission overhead p50" in names and "round trip p50 / bare baseline p50 (median of the runs' ratios)" in names
+    # Ratios are taken within each run.
+    first = results["latency"]["runs"][0]
+    assert first["ratios"]["agentchat"]["p50"] == (first["agentchat"]["round_trip"]["answer"]["p50"]
+                                                   / first["baseline"]["round_trip"]["answer"]["p50"])
+    # A restart with every agent back, and agents over a hub and its runners.
+    restart = results["restart"]["starts"][-1]
+    assert restart["restored"] == restart["online"] == plan["restart"]
+    machines = results["runners"]
+    assert machines["creation"]["created_ms"]["n"] == plan["runners"]
+    assert sum(m["agents"] for m in machines["memory"].values()) == plan["runners"]
+    assert all(m["online"] == m["agents"] for m in machines["memory"].values())
+    assert machines["hub_restart"]["restored"] == machines["memory"]["hub"]["agents"]
+    assert machines["runner_restart"]["restored"] == machines["memory"]["r1"]["agents"]
+    assert "Several machines" in run.stdout and "Restart with" in run.stdout
 
 
 def test_the_echo_backend_speaks_what_the_driver_parses(tmp_path: Path) -> None:

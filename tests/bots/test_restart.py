@@ -73,3 +73,22 @@ async def test_mode_model_and_progress_survive_a_restart(prosody, user_client, t
         starts = [json.loads(line)["argv"] for line in log.read_text().splitlines() if json.loads(line)["event"] == "start"]
         args = starts[-1]
         assert args[args.index("--permission-mode") + 1] == "plan" and args[args.index("--model") + 1] == "claude-kept"
+
+
+async def test_an_agent_whose_account_went_meanwhile_gets_it_back_at_the_restart(prosody, user_client, tmp_path: Path) -> None:
+    """Agents log in with the password they were given; when the server no longer knows it (its accounts lost,
+    or the password changed elsewhere), the account is made again at the restart and the agent answers."""
+    from agentchat.provisioning.admin_rest import AdminRestProvisioner
+
+    settings = service_settings(prosody, tmp_path)
+    make_repositories(settings.work.base_path)
+    alice = await user_client("alice")
+    async with running_service(settings):
+        agent_id, agent = await create_agent(alice, settings.manager_jid, task="hello")
+        await alice.expect("MOCK_REPLY: hello", from_=agent, timeout=20)
+    async with AdminRestProvisioner(prosody.admin_rest_url, prosody.domain, prosody.admin_jid, prosody.admin_password) as admin:
+        await admin.delete_account(agent_id)
+    async with running_service(settings) as service:
+        assert service.supervisor is not None and service.supervisor.get(agent_id) is not None
+        await alice.send(agent, "still there?")
+        await alice.expect("MOCK_REPLY: still there?", from_=agent, timeout=20)

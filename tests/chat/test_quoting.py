@@ -33,3 +33,10 @@ def test_never_raises_and_loses_no_unquoted_text(text: str) -> None:
         assert split.rest == text
     else:
         assert split.rest in text
+
+
+def test_empty_quote_markers_are_the_text_itself() -> None:
+    # Found by hypothesis: a lone ">" lost everything written.
+    for text in (">", "> ", ">\n>", "> \nyes"):
+        split = split_leading_quote(text)
+        assert split.quote == "" and split.rest == text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -230,3 +231,35 @@ def test_optional_extras_start(tmp_path: Path) -> None:
         assert "Serving 'file_share'" in log
     finally:
         server.cleanup()
+
+
+async def test_the_service_jids_file_is_read_again_once_it_changed(slow_prosody: ProsodyServer, user_client) -> None:
+    """mod_agentchat_unthrottle parses the file only when its version token changed: a JID taken out of it is
+    throttled at its next login, and put back, unthrottled again (the cached list never goes stale)."""
+    prosody = slow_prosody
+    count, size = 60, 3000
+    bodies = [f"{i:04d} " + "x" * (size - 5) for i in range(count)]
+    sink = await user_client("sink", server=prosody)
+    svc = await user_client("svc", service=True, server=prosody)
+    password = svc.xmpp.password
+
+    async def burst_seconds(sender, window: float) -> float | None:
+        marker = secrets.token_hex(3)
+        started = time.monotonic()
+        for body in bodies:
+            await sender.send(sink.bare_jid, marker + body)
+        try:
+            await sink.expect(lambda m: m.body.startswith(f"{marker}{count - 1:04d}"), timeout=window, from_=sender.bare_jid)
+        except TimeoutError:
+            return None
+        return time.monotonic() - started
+
+    assert await burst_seconds(svc, 5) is not None
+    await svc.disconnect()
+    await prosody.service_jids.remove(svc.bare_jid)
+    again = await user_client(svc.bare_jid.split("@")[0], password=password, create=False, unique=False, server=prosody)
+    assert await burst_seconds(again, 2) is None, "taken out of the file, it was still unthrottled"
+    await again.disconnect(timeout=0.5)
+    await prosody.mark_service(svc.bare_jid)
+    back = await user_client(svc.bare_jid.split("@")[0], password=password, create=False, unique=False, server=prosody)
+    assert await burst_seconds(back, 5) is not None, "put back into the file, it was still throttled"

@@ -17,11 +17,13 @@ from agentchat.agents.agent import Agent
 from agentchat.agents.supervisor import AgentLimitReached, AgentSupervisor
 from agentchat.bots.manager.access import AccessPolicy
 from agentchat.bots.manager.commands import MANAGER_COMMANDS
-from agentchat.bots.manager.dialogue import NewAgentDialogue
+from agentchat.bots.manager.dialogue import NewAgentChoice, NewAgentDialogue
+from agentchat.bots.manager.machines import Machine, machines
 from agentchat.bots.room.bot import RoomBot
 from agentchat.chat.inbox import Conversations, Received
 from agentchat.chat.port import ChatTransport, Inbound, MessageKind, Outbound, Release
 from agentchat.errors import AgentChatError, StateError
+from agentchat.runners.hub import RunnerHub
 from agentchat.store.database import StateStore
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,13 @@ class ManagerBot:
         close_transport: Callable[[], Awaitable[None]],
         introduce_user: Callable[[str], Awaitable[None]] | None = None,
         rooms: RoomBot | None = None,
+        runners: RunnerHub | None = None,
     ) -> None:
         self.transport = transport
         # Rooms sit on the manager's account: their lines go there (agentchat.bots.room).
         self.rooms = rooms
+        # Other machines (agentchat.runners): their agents, repositories and state in the commands and `new`.
+        self.runners = runners
         # Puts the manager into a person's roster (once per person and run: it is idempotent anyway).
         self._introduce_user = introduce_user
         self._introduced: set[str] = set()
@@ -188,7 +193,7 @@ class ManagerBot:
         if dialogue is not None or saved is None:
             return dialogue
         try:
-            dialogue = NewAgentDialogue.restore(saved, self._backends(), self.base_path)
+            dialogue = NewAgentDialogue.restore(saved, self._backends(), self.base_path, self._machines())
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("manager: the saved dialogue of %s cannot continue: %s", ctx.user, exc)
             await self._save_dialogue(ctx.user, None)
@@ -203,14 +208,18 @@ class ManagerBot:
         except StateError as exc:
             log.error("manager: dialogue of %s not saved: %s", user, exc)
 
+    def _machines(self) -> list[Machine]:
+        return machines(self.runners, self._backends(), self.base_path)
+
     async def begin_new_agent(self, ctx: UserContext) -> None:
-        if not self.supervisor.can_start_another():
+        others = self._machines()
+        if not self.supervisor.can_start_another() and not others:
             await ctx.reply(
                 f"⚠️ The limit of {self.supervisor.slots.limit} running agents is reached and all of them are busy. "
                 "Free a slot with `kill <id>` (see `list`), or wait until one finishes its turn."
             )
             return
-        dialogue = NewAgentDialogue(self._backends(), self.base_path)
+        dialogue = NewAgentDialogue(self._backends(), self.base_path, machines=others)
         self._dialogues[ctx.user] = dialogue
         await self._save_dialogue(ctx.user, dialogue)
         await ctx.reply(dialogue.opening())
@@ -225,6 +234,9 @@ class ManagerBot:
         if reply.choice is None:
             return
         choice = reply.choice
+        if choice.machine is not None:
+            await self._create_on_runner(ctx, choice)
+            return
         await ctx.reply(f"⏳ Creating a {choice.backend} agent in {choice.repository.name}…")
         try:
             created = await self.supervisor.create(ctx.user, choice.backend, choice.repository.path, choice.task)
@@ -242,6 +254,19 @@ class ManagerBot:
             await created.agent.chat.notify(
                 f"👋 {created.agent.id} ready in {choice.repository.name}; send the first task."
             )
+
+
+    async def _create_on_runner(self, ctx: UserContext, choice: NewAgentChoice) -> None:
+        assert self.runners is not None and choice.machine is not None
+        await ctx.reply(f"⏳ Creating a {choice.backend} agent in {choice.repository.name} on {choice.machine}…")
+        try:
+            created = await self.runners.create(ctx.user, choice.machine, choice.backend, choice.repository.name, choice.task)
+        except AgentChatError as exc:
+            log.error("manager: creating an agent on %s for %s failed: %s", choice.machine, ctx.user, exc)
+            await ctx.reply(f"⚠️ The agent could not be created: {exc}")
+            return
+        log.info("agent %s created on %s for %s in %.0f ms", created.agent_id, created.runner, ctx.user, created.seconds * 1000)
+        await ctx.reply(f"Agent {created.agent_id} (on {created.runner}) created. Chat at {created.jid}")
 
 
 def _cancelling() -> bool:

@@ -1,4 +1,4 @@
-"""The manager's commands: help, new/create, list/agents, status, kill, repos."""
+"""The manager's commands: help, new/create, list/agents, status, kill, repos, runners."""
 
 from __future__ import annotations
 
@@ -7,6 +7,14 @@ import time
 from typing import TYPE_CHECKING
 
 from agentchat.agents.repos import empty_base_message, format_repository_list, list_repositories
+from agentchat.bots.manager.machines import (
+    find_remote,
+    remote_lines,
+    remote_repository_lines,
+    remote_status,
+    runner_lines,
+    where_local,
+)
 from agentchat.chat.commands import CommandRegistry
 from agentchat.errors import RepositoryError
 from agentchat.xmpp.xep_0045_rooms import RoomError
@@ -37,23 +45,29 @@ async def new_agent(ctx: UserContext, _args: str) -> None:
 @MANAGER_COMMANDS.command("list", "agents", help="your agents and what they are doing")
 async def list_agents(ctx: UserContext, _args: str) -> None:
     agents = ctx.bot.supervisor.owned_by(ctx.user)
-    if not agents:
+    remote = ctx.bot.runners.owned_by(ctx.user) if ctx.bot.runners is not None else []
+    if not agents and not remote:
         await ctx.reply("You have no agents. Send `new` to create one.")
         return
-    lines = [f"Your agents ({len(agents)}):"]
+    lines = [f"Your agents ({len(agents) + len(remote)}):"]
     for agent in agents:
         record = agent.record
         turn = agent.current_turn
         state = f"{record.status.value} (turn {turn.state.value})" if turn is not None else record.status.value
         lines.append(
             f"• {agent.id} — {state} — {_repo_name(record.repo)} — "
-            f"{ctx.bot.supervisor.jid_of(agent.id)}"
+            f"{ctx.bot.supervisor.jid_of(agent.id)}{where_local(ctx)}"
         )
+    lines += remote_lines(ctx, remote)
     await ctx.reply("\n".join(lines))
 
 
 @MANAGER_COMMANDS.command("status", help="details of one agent", usage="status <id>")
 async def agent_status(ctx: UserContext, args: str) -> None:
+    remote = find_remote(ctx, args)
+    if remote is not None:
+        await ctx.reply(await remote_status(ctx, remote))
+        return
     agent = ctx.bot.find_owned(ctx.user, args)
     if agent is None:
         await ctx.reply(_unknown(args))
@@ -79,6 +93,12 @@ async def agent_status(ctx: UserContext, args: str) -> None:
 
 @MANAGER_COMMANDS.command("kill", help="end an agent: process, prompts and account", usage="kill <id>")
 async def kill_agent(ctx: UserContext, args: str) -> None:
+    remote = find_remote(ctx, args)
+    if remote is not None and ctx.bot.runners is not None:
+        await ctx.bot.runners.kill(remote.id, ended_by=ctx.user)
+        await ctx.reply(f"🗑 Agent {remote.id} killed: its process on {remote.runner} ended (now, or when {remote.runner} "
+                        "is back), its prompts were denied and its account deleted.")  # fmt: skip
+        return
     agent = ctx.bot.find_owned(ctx.user, args)
     if agent is None:
         await ctx.reply(_unknown(args))
@@ -95,10 +115,17 @@ async def show_repos(ctx: UserContext, _args: str) -> None:
     except RepositoryError as exc:
         await ctx.reply(f"⚠️ {exc}")
         return
-    if not repositories:
+    remote = await remote_repository_lines(ctx)
+    if not repositories and not remote:
         await ctx.reply(empty_base_message(base))
         return
-    await ctx.reply(f"Repositories under {base}:\n{format_repository_list(repositories)}")
+    local = format_repository_list(repositories) if repositories else empty_base_message(base)
+    await ctx.reply("\n".join([f"Repositories under {base}:\n{local}", *remote]))
+
+
+@MANAGER_COMMANDS.command("runners", "machines", help="the machines agents run on: online, agents, load")
+async def show_runners(ctx: UserContext, _args: str) -> None:
+    await ctx.reply("\n".join(runner_lines(ctx)))
 
 
 def _repo_name(path: str) -> str:

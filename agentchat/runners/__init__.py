@@ -1,0 +1,1 @@
+"""Runners: agents on other machines, joined to the hub through the same Prosody."""
