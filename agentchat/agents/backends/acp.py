@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentchat.agents.backends.base import BackendSpec, ToolResult, ToolUse, TurnResult
 from agentchat.agents.backends.engine_backend import EngineBackend, owners_reason
-from agentchat.agents.backends.engines import GEMINI, OPENCODE, opencode_provider_keys
+from agentchat.agents.backends.engines import GEMINI, GEMINI_KEYS, OPENCODE, opencode_provider_keys
 from agentchat.agents.backends.jsonrpc import RpcError, RpcMessage, RpcPeer
 from agentchat.config import EngineSettings, OpencodeSettings
 from agentchat.errors import BackendError
@@ -385,7 +385,7 @@ class GeminiBackend(AcpBackend):
         return ["--acp", *(["--model", self._settings.model] if self._settings.model else [])]
 
     def _credential_variables(self) -> tuple[str, ...]:
-        return ("GEMINI_API_KEY",)  # the key of the auth type selected below
+        return GEMINI_KEYS  # the key of the auth type selected below
 
     def _prepare(self, home: Path) -> dict[str, str]:
         settings_dir = home / ".gemini"

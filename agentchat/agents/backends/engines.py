@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentchat.agents.sandbox import Bind, Sandbox
+from agentchat.config import AgentSettings
 from agentchat.errors import BackendError
 
 # The project's own prefix for npm-installed engines; AGENTCHAT_ENGINES_DIR overrides it.
@@ -90,10 +91,20 @@ OPENCODE_PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Gemini CLI's key for the auth type agentchat selects (gemini-api-key).
+GEMINI_KEYS = ("GEMINI_API_KEY",)
+
+
 def opencode_provider_keys(provider: str) -> tuple[str, ...]:
     """The variables holding the key of an OpenCode provider: ANTHROPIC_API_KEY for ``anthropic``."""
     known = OPENCODE_PROVIDER_KEYS.get(provider)
     return known if known is not None else (re.sub(r"[^A-Z0-9]", "_", provider.upper()) + "_API_KEY",)
+
+
+def credential_variables(settings: AgentSettings) -> frozenset[str]:
+    """Every engine's credential variables under this configuration: each engine gets its own from the
+    service's environment (and so from the state directory's .env)."""
+    return frozenset({settings.codex.env_key, *GEMINI_KEYS, *opencode_provider_keys(settings.opencode.provider)})
 
 
 def runtime_binds(sandbox: Sandbox, binary: Path, search_path: str | None) -> list[Bind]:
