@@ -228,7 +228,7 @@ async def test_an_engine_through_an_approved_command_sees_nothing_either(
                 await alice.send(agent, "yes")
                 await alice.expect("MOCK_TOOL_RESULT", from_=agent, timeout=60)
                 output = shell_output(kind, api)
-                check_probe(output, targets, [*service_passwords_in_environment, token, foreign_key], settings, max_processes=16)
+                check_probe(output, targets, [*service_passwords_in_environment, token, foreign_key], settings, max_processes=12)
                 for name in ("admin-password", "manager-password", "foreign-key", "aws-secret"):
                     assert f"DENIED {name}" in output, f"{name} is in a process of the sandbox:\n{output}"
                 assert "READ own-key" in output, f"the engine did not get its own credential:\n{output}"
