@@ -24,12 +24,14 @@ from agentchat.agents.supervisor import AGENT_ID_ENV, AgentSupervisor
 from agentchat.config import Settings
 from agentchat.logs import register_secret
 from agentchat.bots.agent.bot import AgentBot
+from agentchat.bots.agent.forms import agent_forms
 from agentchat.bots.manager.access import AccessPolicy
 from agentchat.bots.manager.bot import ManagerBot
 from agentchat.bots.room.bot import RoomBot
 from agentchat.bots.room.tools import room_tools
 from agentchat.files.agent_files import agent_files
 from agentchat.files.outgoing import FileSender, send_file_tool
+from agentchat.bots.manager.forms import manager_forms
 from agentchat.permissions.audit import AuditLog
 from agentchat.permissions.mcp_server import PermissionMcpServer
 from agentchat.permissions.registry import PermissionRegistry
@@ -44,6 +46,8 @@ from agentchat.store.database import StateStore
 from agentchat.store.records import AgentRecord
 from agentchat.tasks import TaskGroup
 from agentchat.xmpp.session import XmppSession
+from agentchat.xmpp.xep_0050_commands import PLUGINS as ADHOC_PLUGINS
+from agentchat.xmpp.xep_0050_commands import AdHocCommands
 
 log = logging.getLogger("agentchat")
 
@@ -147,6 +151,7 @@ class Service:
             rooms=self.rooms,
         )
         self.manager_session.attach(self.manager.deliver)
+        AdHocCommands(self.manager_session, manager_forms(self.manager)).install()  # its forms (XEP-0050)
         await self.manager.start()
         self.provisioner = self._make_provisioner()
         self.supervisor.provisioner = self.provisioner
@@ -287,7 +292,9 @@ class Service:
     def _agent_chat(self, agent: Agent, password: str) -> AgentBot:
         """An agent's bot on its own account (opened by the supervisor)."""
         assert self.supervisor is not None
+        # Forms (XEP-0050), and what the owner's clients show (corrections: how progress is shown).
         session = XmppSession(self.supervisor.jid_of(agent.id), password, self.settings.xmpp,
+                              extra_plugins=ADHOC_PLUGINS, discover_peers=True,
                               rooms=self.settings.rooms.enabled, upload_via=self._upload_via)
         bot = AgentBot(
             agent,
@@ -299,8 +306,11 @@ class Service:
             close_transport=session.stop,
             rooms=session.rooms,
             files=agent_files(session, agent.owner, agent.id, agent.repo_path(), self.settings.files),
+            claude_settings=self.settings.agents.claude,
+            cli_uid=self.sandbox.process_uid,
         )
         session.attach(bot.deliver)
+        AdHocCommands(session, agent_forms(bot, self.permissions)).install()
         token = self.permissions.register_agent(
             agent.id, agent.owner, bot, repository=agent.repo_path(), session=lambda: agent.record.session_id
         )
@@ -348,6 +358,9 @@ class Service:
             state_dir=self.settings.home / "agents" / record.id,
             sandbox=self.sandbox,
             dirs=AgentDirs.of(self.settings.home, record.id),
+            permission_mode=record.permission_mode,
+            model=record.model,
+            allow_bypass=self.settings.agents.claude.allow_bypass_permissions,
         )
 
 

@@ -114,6 +114,8 @@ class ClaudeSettings(Section):
     model: str | None = None
     extra_args: list[str] = Field(default_factory=list)
     env: dict[str, str] = Field(default_factory=dict)
+    # Whether `mode bypassPermissions` (every tool runs without asking) may be chosen from the chat.
+    allow_bypass_permissions: bool = False
 
 
 class EngineSettings(Section):

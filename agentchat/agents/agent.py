@@ -20,6 +20,7 @@ from agentchat.agents.backends.base import (
     AgentBackend,
     AgentEvent,
     BackendSpec,
+    PermissionModeChanged,
     ProcessExited,
     SessionStarted,
     TurnImage,
@@ -203,6 +204,15 @@ class Agent:
             return self.record.backend
         version = self._backend.engine_version
         return f"{self._backend.engine_name} {version}" if version else self._backend.engine_name
+
+    @property
+    def live_backend(self) -> AgentBackend | None:
+        """The running backend, to switch a setting on it (agentchat.agents.modes); None without a process."""
+        return self._backend if self.process_running else None
+
+    async def save_record(self) -> None:
+        """Persist the record now (a setting changed from the chat)."""
+        await self._save()
 
     # life cycle
 
@@ -509,6 +519,10 @@ class Agent:
             if event.session_id and event.session_id != self.record.session_id:
                 self.record.session_id = event.session_id
             self.record.session_started = True
+            await self._save()
+        elif isinstance(event, PermissionModeChanged):
+            # The CLI switched by itself (an approved plan leaves plan mode): the next start keeps it.
+            self.record.permission_mode = None if event.mode == "default" else event.mode
             await self._save()
         elif isinstance(event, TurnResult):
             self.record.turns += 1

@@ -223,6 +223,11 @@ class Sandbox:
         return os.getuid() or ROOT_SERVICE_UID
 
     @property
+    def process_uid(self) -> int:
+        """The uid an agent's process runs as: the sandbox's, or without one the service's own."""
+        return self.uid if self.enabled else os.geteuid()
+
+    @property
     def gid(self) -> int:
         return os.getgid() if os.getuid() else ROOT_SERVICE_UID
 

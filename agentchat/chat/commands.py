@@ -20,6 +20,9 @@ class Command(Generic[Context]):
     # Without arguments the command only matches a message that is exactly its name, so
     # "stop the server" still reaches the agent while "stop" interrupts it.
     usage: str | None = None
+    # For a command that takes arguments in a chat where anything else goes to an agent: which arguments
+    # make the message this command ("mode plan" does, "mode of transport is bus" stays a message).
+    accepts: Callable[[str], bool] | None = None
 
     @property
     def takes_args(self) -> bool:
@@ -43,10 +46,11 @@ class CommandRegistry(Generic[Context]):
         self._by_name: dict[str, Command[Context]] = {}
 
     def command(
-        self, name: str, *aliases: str, help: str, usage: str | None = None
+        self, name: str, *aliases: str, help: str, usage: str | None = None,
+        accepts: Callable[[str], bool] | None = None,
     ) -> Callable[[Handler[Context]], Handler[Context]]:
         def register(handler: Handler[Context]) -> Handler[Context]:
-            command = Command(name, aliases, help, handler, usage)
+            command = Command(name, aliases, help, handler, usage, accepts)
             self._commands.append(command)
             for key in (name, *aliases):
                 if key in self._by_name:
@@ -65,6 +69,8 @@ class CommandRegistry(Generic[Context]):
         if command is None:
             return None
         if len(words) > 1 and not command.takes_args:
+            return None
+        if command.accepts is not None and not command.accepts(words[1].strip() if len(words) > 1 else ""):
             return None
         return command
 

@@ -17,6 +17,13 @@ from datetime import datetime
 from typing import Protocol
 
 
+class PeerFeature(enum.StrEnum):
+    """What a peer's client may support, as a bot cares about it."""
+
+    CORRECTIONS = "corrections"  # shows a corrected message in place (XMPP: XEP-0308)
+    FORMS = "forms"  # runs a bot's commands with forms (XMPP: XEP-0050 with XEP-0004)
+
+
 class MessageKind(enum.StrEnum):
     CHAT = "chat"  # one to one (also XMPP's "normal" type)
     GROUPCHAT = "groupchat"  # a room
@@ -156,3 +163,7 @@ class ChatTransport(Protocol):
 
     async def upload_file(self, name: str, data: bytes, content_type: str) -> str:
         """Put a file on the server's upload service (XEP-0363); the URL to share. FileRefused when it cannot."""
+
+    async def peer_supports(self, jid: str, feature: PeerFeature) -> bool | None:
+        """Whether every client ``jid`` (a bare JID) has online supports ``feature``; None when none is
+        known (the answer the clients gave when they were last seen, if any, stands meanwhile)."""

@@ -17,10 +17,12 @@ from agentchat.chat.events import compact_json, display_path, first_line, trunca
 from agentchat.chat.invisible import Revealer, reveal
 from agentchat.chat.splitting import utf8_size
 from agentchat.chat.styling import code_block, markdown_to_styling
-from agentchat.permissions.requests import PermissionRequest, PromptKind
+from agentchat.permissions.requests import DecidedBy, Decision, PermissionRequest, PromptKind
 
 __all__ = [
+    "describe_outcome",
     "render_permission_prompt",
+    "render_prompt_closed",
     "render_request",
     "render_plan_prompt",
     "render_prompt_resolved",
@@ -78,7 +80,8 @@ def render_permission_prompt(
     if shown.found:
         what = "command" if tool_name == "Bash" else "request"
         lines.append(f"⚠️ This {what} contains invisible or direction-changing characters, shown as ⟨U+…⟩.")
-    lines += [*body, _reply_hint(request_id, pending_count)]
+    hint = _BASH_HINT if tool_name == "Bash" else _REPLY_HINT
+    lines += [*body, hint + _several_pending(request_id, pending_count, "yes")]
     return "\n".join(lines)
 
 
@@ -154,8 +157,50 @@ def render_prompt_resolved(request_id: str, decision_text: str) -> str:
     return f"↪ #{request_id}: {first_line(decision_text, RESOLVED_CHARS)}"
 
 
-def _reply_hint(request_id: str, pending_count: int) -> str:
-    return "Reply: yes / no / always, or no <reason>" + _several_pending(request_id, pending_count, "yes")
+_REPLY_HINT = "Reply: yes / no / always, or no <reason>"
+_BASH_HINT = "Reply: yes / no / always, no <reason>, or edit <command> to run another"
+
+
+def describe_outcome(request: PermissionRequest, decision: Decision | None) -> str:
+    """What became of a prompt, in a few words for the person who owns it: ``✅ allowed by you``."""
+    if decision is None:
+        return "↩️ withdrawn (the turn was interrupted)"
+    automatic = {
+        DecidedBy.TIMEOUT.value: "⏱ denied: no answer in time",
+        DecidedBy.SHUTDOWN.value: "❌ denied: agentchat was stopping",
+        DecidedBy.KILLED.value: "❌ denied: the agent stopped",
+        DecidedBy.ALWAYS_RULE.value: "✅ allowed by an earlier “always”",
+        DecidedBy.LIMIT.value: "❌ denied: too many prompts were waiting",
+    }.get(decision.decided_by)
+    if automatic is not None:
+        return automatic
+    updated = decision.updated_input or {}
+    if not decision.allowed:
+        reason = decision.message.strip()
+        said = f": {first_line(reason, TITLE_CHARS)}" if reason and not reason.startswith("The user ") else ""
+        what = {PromptKind.PLAN: "plan rejected", PromptKind.QUESTION: "declined"}.get(request.kind, "denied")
+        return f"❌ {what} by you{said}"
+    if request.kind is PromptKind.QUESTION:
+        answers = updated.get("answers")
+        given = "; ".join(str(value) for value in answers.values()) if isinstance(answers, Mapping) else ""
+        return f"✅ answered by you: {first_line(given, TITLE_CHARS)}" if given else "✅ answered by you"
+    if request.kind is PromptKind.PLAN:
+        return "✅ plan approved by you"
+    ran = updated.get("command")
+    if request.bash_command is not None and isinstance(ran, str) and ran != request.bash_command:
+        return f"✅ allowed by you, edited to: {_inline(first_line(ran, TITLE_CHARS))}"
+    return "✅ allowed for the session by you" if decision.always else "✅ allowed by you"
+
+
+def render_prompt_closed(request: PermissionRequest, decision: Decision | None, cwd: Path | None = None) -> str:
+    """A prompt as it reads once closed (the correction of its message): its first line and what became of
+    it, without the "Reply: …" line, so that no device offers an answer any more."""
+    title = render_request(request, cwd, 1).splitlines()[0]
+    return f"{title}\n{describe_outcome(request, decision)}"
+
+
+def _inline(text: str) -> str:
+    return f"`{text}`" if text and "`" not in text else text
 
 
 def _several_pending(request_id: str, pending_count: int, example: str) -> str:

@@ -3,8 +3,9 @@
 Each line: ``time`` (UTC, ISO 8601), ``agent``, ``owner``, ``request_id``, ``tool``, ``input`` (summary,
 at most 200 characters, secrets masked), ``decision`` (allow / deny / withdrawn: the CLI dropped the call, as
 the chat says), ``decided_by`` (the owner's bare JID, or timeout / shutdown / killed / always-rule / limit /
-withdrawn), ``message`` (the deny reason, if any) and ``engine`` (the agent's backend kind: claude, codex,
-gemini, opencode …). Bearer tokens never reach this file: they are not part of a request, and anything
+withdrawn), ``message`` (the deny reason, if any; for a Bash command the owner edited before allowing it,
+``edited, ran: <the command>``) and ``engine`` (the agent's backend kind: claude, codex, gemini, opencode …).
+Bearer tokens never reach this file: they are not part of a request, and anything
 that looks like a credential in a tool input is masked before writing.
 
 Writes go to a worker thread, one batch at a time (the file is opened with O_APPEND, mode 0600), so the
@@ -26,7 +27,7 @@ from dataclasses import replace
 from typing import IO
 
 from agentchat.errors import PermissionPromptError
-from agentchat.permissions.requests import SUMMARY_LIMIT, Decision, PermissionRequest
+from agentchat.permissions.requests import SUMMARY_LIMIT, Decision, PermissionRequest, summarize_input
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,17 @@ class AuditRecord:
             input=mask_secrets(request.summary(SUMMARY_LIMIT))[:SUMMARY_LIMIT],
             decision=decision.behavior.value if decision is not None else WITHDRAWN,
             decided_by=decision.decided_by if decision is not None else WITHDRAWN,
-            message=mask_secrets(decision.message)[:SUMMARY_LIMIT] if decision is not None else "",
+            message=mask_secrets(_message(request, decision))[:SUMMARY_LIMIT] if decision is not None else "",
         )
+
+
+def _message(request: PermissionRequest, decision: Decision) -> str:
+    """The deny reason; for an allow of an input the owner edited, what ran instead."""
+    if decision.allowed and decision.updated_input is not None and request.bash_command is not None:
+        ran = decision.updated_input.get("command")
+        if isinstance(ran, str) and ran != request.bash_command:
+            return f"edited, ran: {summarize_input(request.tool_name, decision.updated_input)}"
+    return decision.message
 
 
 class AuditLog:

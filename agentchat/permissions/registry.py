@@ -361,6 +361,23 @@ class PermissionRegistry:
                 return AnswerResult(AnswerStatus.INVALID, reason, request=entry.request if entry else None)
         raise AssertionError(f"unhandled reply outcome {outcome!r}")  # pragma: no cover
 
+    def decide(self, agent_id: str, reply: Reply, decided_by: str) -> AnswerResult:
+        """Apply a reply given as values rather than text (a form): the same rules as ``answer``'s."""
+        agent = self._agents.get(agent_id)
+        if agent is None:
+            return AnswerResult(AnswerStatus.UNKNOWN_ID, f"No agent {agent_id}.")
+        if bare_jid(decided_by) != agent.owner:
+            log.warning("agent %s: %s tried to answer a permission prompt of %s", agent_id, decided_by, agent.owner)
+            return AnswerResult(AnswerStatus.NOT_OWNER, NOT_OWNER_TEXT)
+        if reply.request_id not in agent.pending:
+            return self._unknown_id(agent, reply.request_id)
+        request = agent.pending[reply.request_id].request
+        if reply.action is ReplyAction.ALLOW_ALWAYS and request.kind is not PromptKind.TOOL:
+            return AnswerResult(AnswerStatus.INVALID, "'always' only applies to tool permissions.", request=request)
+        if reply.action is ReplyAction.ANSWER and request.kind is not PromptKind.QUESTION:
+            return AnswerResult(AnswerStatus.INVALID, "Only a question takes answers.", request=request)
+        return self._apply(agent, reply, bare_jid(decided_by))
+
     def resolve(self, agent_id: str, request_id: str, decision: Decision, *, delegated: bool = False) -> AnswerResult:
         """Decide one prompt directly (a 👍/👎 reaction). An allow without updated_input allows the input as is."""
         agent = self._agents.get(agent_id)
@@ -413,13 +430,15 @@ class PermissionRegistry:
     def _apply(self, agent: _Agent, reply: Reply, decided_by: str) -> AnswerResult:
         entry = agent.pending[reply.request_id]
         request = entry.request
+        # What runs: the input asked about, or the owner's edit of it (a Bash command changed in a form).
+        runs = reply.updated_input if reply.updated_input is not None else request.input
         match reply.action:
             case ReplyAction.ALLOW:
-                decision = Decision.allow(request.input, decided_by)
+                decision = Decision.allow(runs, decided_by)
             case ReplyAction.ALLOW_ALWAYS:
-                rule, kept = self._add_rule(agent, entry)
+                rule, kept = self._add_rule(agent, entry, runs)
                 # ``always`` tells engines with their own session approvals (Codex, ACP) to keep it too.
-                decision = replace(Decision.allow(request.input, decided_by), always=kept, rule=rule)
+                decision = replace(Decision.allow(runs, decided_by), always=kept, rule=rule)
             case ReplyAction.DENY:
                 decision = Decision.deny(reply.message or _default_deny_message(request), decided_by)
             case ReplyAction.ANSWER:
@@ -574,12 +593,13 @@ class PermissionRegistry:
             return AnswerResult(AnswerStatus.EXPIRED, _too_late(closed), request=closed.request)
         return None
 
-    def _add_rule(self, agent: _Agent, entry: _Pending) -> tuple[str, bool]:
-        """Record the "always" answer to this prompt; returns what it covers, for the chat line, and whether
-        a rule was kept (a file outside the repository is allowed once only)."""
+    def _add_rule(self, agent: _Agent, entry: _Pending, runs: Mapping[str, Any]) -> tuple[str, bool]:
+        """Record the "always" answer to this prompt (``runs``: its input as it runs, a Bash command perhaps
+        edited by the owner); returns what it covers, for the chat line, and whether a rule was kept (a file
+        outside the repository is allowed once only)."""
         request, rules = entry.request, agent.current_rules()
-        command = request.bash_command
-        if command is not None:
+        command = runs.get("command") if request.bash_command is not None else None
+        if isinstance(command, str):
             rules.commands.add(command)
             return "this exact command, for this session", True
         if request.tool_name in FILE_TOOLS:

@@ -8,6 +8,7 @@ Grammar (case-insensitive, surrounding whitespace ignored; a trailing ``.`` or `
                 | "no" | "n" | "reject" [sep reason]       deny; the reason is what the model reads
                 | "always"                                 allow, and allow this tool (Bash: this exact
                                                            command) for the rest of the session
+                | "edit" sep command                       Bash only: allow, running this command instead
                 | answers                                  AskUserQuestion only
     answers    := answer {";" answer}                      one per question, in order; with several
                                                            questions, "1 2" (numbers only) also works
@@ -35,12 +36,14 @@ import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from agentchat.permissions.requests import PermissionRequest, PromptKind, Question
 
 _ALLOW_WORDS = frozenset({"yes", "y", "approve"})
 _DENY_WORDS = frozenset({"no", "n", "reject"})
 _ALWAYS_WORDS = frozenset({"always"})
+_EDIT_WORDS = frozenset({"edit"})
 _REPLY_WORDS = _ALLOW_WORDS | _DENY_WORDS | _ALWAYS_WORDS
 
 # "a1b2 yes", "#a1b2: no because", "#a1b2"; the id is followed by whitespace or ends the text.
@@ -67,6 +70,8 @@ class Reply:
     message: str = ""  # the deny reason as typed ("" when none)
     # AskUserQuestion: question text -> chosen label(s), several joined with ", " (what the CLI expects).
     answers: Mapping[str, str] = field(default_factory=dict)
+    # The tool input to run instead of the one asked about (an edited Bash command); None: as asked.
+    updated_input: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,11 @@ def parse_reply(text: str, pending: Sequence[PermissionRequest]) -> ReplyOutcome
     return next((outcome for outcome in results if isinstance(outcome, InvalidReply)), None)
 
 
+def edited_command(request: PermissionRequest, command: str) -> Reply:
+    """Allow a Bash prompt, running ``command`` instead of the one asked about."""
+    return Reply(request.request_id, ReplyAction.ALLOW, updated_input={**request.input, "command": command})
+
+
 def how_to_answer(request: PermissionRequest) -> str:
     """One line telling the owner which replies this prompt takes."""
     if request.kind is PromptKind.PLAN:
@@ -140,6 +150,8 @@ def how_to_answer(request: PermissionRequest) -> str:
         count = len(request.questions[0].options) if request.questions else 0
         numbers = f" (1-{count})" if count else ""
         return f"Reply with an option number{numbers} or its text, or no."
+    if request.bash_command is not None:
+        return "Reply yes, no (no <reason> tells Claude why), always, or edit <command> to run another command."
     return "Reply yes, no (no <reason> tells Claude why) or always."
 
 
@@ -151,6 +163,12 @@ def _parse_for(text: str, request: PermissionRequest) -> Reply | InvalidReply | 
         separator, rest = word_match.group(2), word_match.group(3).strip()
         if word in _REPLY_WORDS and (separator or not rest):
             return _verdict(word, rest, request)
+        if word in _EDIT_WORDS and request.bash_command is not None and separator.strip() in ("", ":"):
+            # "edit npm test -- --watch": the command as typed after the word (newlines kept).
+            command = word_match.group(3).strip()
+            if not command:
+                return InvalidReply(request.request_id, "Write the command to run after edit (edit <command>).")
+            return edited_command(request, command)
     if request.kind is PromptKind.QUESTION:
         return _parse_answers(text, request)
     return None

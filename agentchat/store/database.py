@@ -37,7 +37,7 @@ PRUNE_EVERY = 1000
 RESENT_SLACK = 5.0
 Statement = tuple[str, Sequence[object]]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -52,7 +52,10 @@ CREATE TABLE IF NOT EXISTS agents (
     last_active REAL NOT NULL,
     total_cost_usd REAL NOT NULL DEFAULT 0,
     turns INTEGER NOT NULL DEFAULT 0,
-    pid INTEGER
+    pid INTEGER,
+    permission_mode TEXT,
+    model TEXT,
+    progress TEXT
 );
 -- Messages from people, to a bot (an agent, or the manager), kept until handled and after (history).
 CREATE TABLE IF NOT EXISTS inbound (
@@ -119,10 +122,12 @@ CREATE TABLE IF NOT EXISTS dialogues (
 
 _AGENT_COLUMNS = (
     "id, owner, repo, backend, session_id, status, session_started, created_at, last_active, "
-    "total_cost_usd, turns, pid"
+    "total_cost_usd, turns, pid, permission_mode, model, progress"
 )
+# Columns added after version 3, with their type: a file of an older version gets them at open.
+_ADDED_AGENT_COLUMNS = (("permission_mode", "TEXT"), ("model", "TEXT"), ("progress", "TEXT"))
 
-_SAVE_AGENT = f"INSERT OR REPLACE INTO agents ({_AGENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_SAVE_AGENT = f"INSERT OR REPLACE INTO agents ({_AGENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _agent_row(agent: AgentRecord) -> tuple[object, ...]:
@@ -139,6 +144,9 @@ def _agent_row(agent: AgentRecord) -> tuple[object, ...]:
         agent.total_cost_usd,
         agent.turns,
         agent.pid,
+        agent.permission_mode,
+        agent.model,
+        agent.progress,
     )
 
 
@@ -154,6 +162,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         connection.executescript(SCHEMA)
         _migrate_version_1(connection)
         _migrate_version_2(connection)
+        _add_agent_columns(connection)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         connection.close()
@@ -212,6 +221,13 @@ def _migrate_version_2(connection: sqlite3.Connection) -> None:
         ("DROP TABLE outbound", ()),
     ])
     log.info("state database: history moved to the version %d layout (searchable)", SCHEMA_VERSION)
+def _add_agent_columns(connection: sqlite3.Connection) -> None:
+    """Version 4: an agent's permission mode, model and progress setting (NULL, the defaults, for old rows)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(agents)")}
+    missing = [(name, kind) for name, kind in _ADDED_AGENT_COLUMNS if name not in columns]
+    if missing:
+        _in_transaction(connection, [(f"ALTER TABLE agents ADD COLUMN {name} {kind}", ()) for name, kind in missing])
+        log.info("state database: agents have their %s now", ", ".join(name for name, _ in missing))
 
 
 def _in_transaction(connection: sqlite3.Connection, statements: Sequence[Statement]) -> None:
@@ -301,6 +317,9 @@ class StateStore:
                 total_cost_usd=row[9],
                 turns=row[10],
                 pid=row[11],
+                permission_mode=row[12],
+                model=row[13],
+                progress=row[14],
             )
             for row in rows
         ]

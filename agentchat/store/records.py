@@ -34,6 +34,11 @@ class AgentRecord:
     turns: int = 0
     # The backend's process group from the last run, cleaned up if a crash left it behind.
     pid: int | None = None
+    # Claude Code's permission mode and model chosen from the chat (`mode`, `model`); None: the CLI's default.
+    permission_mode: str | None = None
+    model: str | None = None
+    # How progress is shown (`progress full|status|quiet`); None: chosen by what the owner's client shows.
+    progress: str | None = None
 
 
 class MessageState(str, enum.Enum):

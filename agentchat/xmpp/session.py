@@ -38,7 +38,7 @@ from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from agentchat.chat.port import ChatState, Inbound, InboundSink, Outbound, Release
+from agentchat.chat.port import ChatState, Inbound, InboundSink, Outbound, PeerFeature, Release
 from agentchat.config import XmppSettings
 from agentchat.errors import AgentChatError
 from agentchat.logs import secrets as known_secrets
@@ -48,6 +48,7 @@ from agentchat.xmpp.tls import client_tls_context
 from agentchat.xmpp.xep_0045_rooms import PLUGINS as ROOM_PLUGINS
 from agentchat.xmpp.xep_0045_rooms import RoomMembership
 from agentchat.xmpp.xep_0363 import http_upload
+from agentchat.xmpp.xep_0030_features import PeerFeatures
 from agentchat.xmpp.xep_0198 import AckGate
 
 # Every login of this process derives its SCRAM key in C (see scram.py).
@@ -115,6 +116,7 @@ class XmppSession:
         extra_plugins: tuple[str, ...] = (),
         rooms: bool = False,
         upload_via: Callable[[str], str] | None = None,
+        discover_peers: bool = False,
     ) -> None:
         self.jid = jid
         # How this process reaches an upload URL the server hands out (e.g. its public HTTPS URL → loopback).
@@ -153,6 +155,8 @@ class XmppSession:
         self.client = client
         # XEP-0045, for the accounts that sit in rooms (the manager, agents invited to one).
         self.rooms: RoomMembership | None = RoomMembership(client, jid) if rooms else None
+        # What our contacts' clients support (disco#info of each that comes online): agents ask their owner's.
+        self.peer_features = PeerFeatures(client) if discover_peers else None
         self.online = False
         self.session_number = 0
         self.presence_status: str | None = None
@@ -212,6 +216,8 @@ class XmppSession:
         self._reconnector = self._keepalive = None
         self._finish_attempt(False)
         self.client.cancel_connection_attempt()
+        if self.peer_features is not None:
+            await self.peer_features.close()
         if self.client.transport is not None:
             if acknowledge:
                 self._gate.acknowledge()
@@ -269,6 +275,11 @@ class XmppSession:
         """XEP-0363: a slot from the server's upload service, the bytes PUT to it; returns the URL to share.
         The PUT goes where ``upload_via`` says this process reaches the server's HTTP (its loopback port)."""
         return await http_upload(self.client, self._settings.domain, name, data, content_type, self._upload_via)
+
+    async def peer_supports(self, jid: str, feature: PeerFeature) -> bool | None:
+        if self.peer_features is None:
+            return None
+        return await self.peer_features.supports(jid, feature)
 
     def _subscribe(self, jid: str) -> None:
         self.client.send_presence(pto=jid, ptype="subscribed")

@@ -18,6 +18,8 @@ from agentchat.permissions.requests import PermissionRequest, parse_questions, p
 
 REPO = Path("/home/user/repo")
 HINT = "Reply: yes / no / always, or no <reason>"
+# A Bash command can be edited before it runs (agentchat.permissions.replies: `edit <command>`).
+BASH_HINT = "Reply: yes / no / always, no <reason>, or edit <command> to run another"
 
 
 def blocks_balance(message: str) -> bool:
@@ -139,14 +141,14 @@ def test_bash_prompt_shows_the_command_and_its_description() -> None:
             "```",
             "rm -rf build && npm run build",
             "```",
-            HINT,
+            BASH_HINT,
         ]
     )
 
 
 def test_several_pending_prompts_say_how_to_answer_this_one() -> None:
     prompt = render_permission_prompt("c3d4", "Bash", {"command": "ls"}, REPO, pending_count=3)
-    assert prompt.splitlines()[-1] == HINT + ' (several pending: answer with "c3d4 yes")'
+    assert prompt.splitlines()[-1] == BASH_HINT + ' (several pending: answer with "c3d4 yes")'
 
 
 def test_other_tools_show_their_input_as_json() -> None:

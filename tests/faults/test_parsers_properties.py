@@ -67,13 +67,18 @@ def lookup(registry: CommandRegistry[Any], word: str) -> Command[Any] | None:
 @example(text="KILL swift-fox", which="manager")
 @example(text="stop the server", which="agent")
 @example(text="\u0130", which="agent")  # "İ".lower() is two characters
+@example(text="mode of transport", which="agent")
+@example(text="progress quiet", which="agent")
 def test_find_matches_exactly_the_grammar(text: str, which: str) -> None:
-    """A command when the first word (any case) names one and, if more follows, the command takes arguments."""
+    """A command when the first word (any case) names one and, if more follows, the command takes arguments
+    (and, for one that says which, those arguments: `mode plan` is a command, `mode of transport` is not)."""
     registry = REGISTRIES[which]
     found = registry.find(text)
     words = text.strip().split(maxsplit=1)
     expected = lookup(registry, words[0].lower()) if words else None
     if expected is not None and len(words) > 1 and not expected.takes_args:
+        expected = None
+    if expected is not None and expected.accepts is not None and not expected.accepts(words[1].strip() if len(words) > 1 else ""):
         expected = None
     assert found is expected
 
@@ -199,3 +204,19 @@ def test_access_policy_never_raises_and_keeps_to_its_domain(jid: str) -> None:
     policy = AccessPolicy([], "chat.test", lambda j: j == "manager@chat.test")
     allowed = policy.allows(jid)
     assert allowed == (jid.lower().endswith("@chat.test") and jid.lower() != "manager@chat.test")
+
+
+@settings(max_examples=2000, deadline=None, database=None)
+@given(name=st.sampled_from(["mode", "model", "progress"]), arguments=noise)
+def test_settings_commands_take_one_word_and_leave_sentences_to_the_agent(name: str, arguments: str) -> None:
+    """`mode plan` and `model sonnet` are commands, `mode of transport is a bus` a message for the agent;
+    `progress` takes only its own settings (`progress report please` is a message)."""
+    found = REGISTRIES["agent"].find(f"{name} {arguments}")
+    words = arguments.split()
+    if name == "progress":
+        takes = not words or (len(words) == 1 and words[0].lower() in {"full", "status", "quiet", "auto"})
+    else:
+        takes = len(words) <= 1
+    assert (found is not None) is takes
+    if takes:
+        assert found is not None and found.name == name

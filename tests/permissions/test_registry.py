@@ -416,3 +416,59 @@ async def test_agents_are_isolated(registry: PermissionRegistry) -> None:
     assert not task_one.done() and registry.pending("agent-1") == [request_one]
     registry.answer("agent-1", "no", OWNER)
     assert not (await asyncio.wait_for(task_one, WAIT)).allowed
+
+
+# decide(): a reply given as values (a form), applied as a typed one is
+
+
+async def test_decide_runs_the_edited_command_and_audits_what_ran(registry: PermissionRegistry, audit: AuditLog) -> None:
+    from agentchat.permissions.replies import Reply, ReplyAction, edited_command
+
+    listener = RecordingListener()
+    registry.register_agent("agent-1", OWNER, listener)
+    task, request = await open_prompt(registry, listener, "Bash", {"command": "rm -rf build", "description": "Clean"})
+    stranger = registry.decide("agent-1", Reply(request.request_id, ReplyAction.ALLOW), "mallory@example.org")
+    assert stranger.status is AnswerStatus.NOT_OWNER and not task.done()
+    result = registry.decide("agent-1", edited_command(request, "rm -rf build/cache"), OWNER)
+    assert result.status is AnswerStatus.RESOLVED
+    decision = await asyncio.wait_for(task, WAIT)
+    assert decision.to_wire() == {"behavior": "allow", "updatedInput": {"command": "rm -rf build/cache", "description": "Clean"}}
+    await listener.next("resolved")
+    await audit.close()
+    line = audit_lines(audit)[-1]
+    assert line["input"] == "rm -rf build" and line["message"] == "edited, ran: rm -rf build/cache"
+    late = registry.decide("agent-1", Reply(request.request_id, ReplyAction.ALLOW), OWNER)
+    assert late.status is AnswerStatus.EXPIRED
+
+
+async def test_decide_always_with_an_edit_allows_the_edited_command_for_the_session(registry: PermissionRegistry) -> None:
+    from agentchat.permissions.replies import Reply, ReplyAction
+
+    listener = RecordingListener()
+    registry.register_agent("agent-1", OWNER, listener)
+    task, request = await open_prompt(registry, listener, "Bash", {"command": "npm test"})
+    reply = Reply(request.request_id, ReplyAction.ALLOW_ALWAYS, updated_input={"command": "npm test -- --ci"})
+    registry.decide("agent-1", reply, OWNER)
+    decision = await asyncio.wait_for(task, WAIT)
+    assert decision.always and decision.updated_input == {"command": "npm test -- --ci"}
+    # The rule covers the command that ran, not the one asked about.
+    ruled = await asyncio.wait_for(registry.ask("agent-1", "Bash", {"command": "npm test -- --ci"}, None), WAIT)
+    assert ruled.decided_by == DecidedBy.ALWAYS_RULE
+    second, _ = await open_prompt(registry, listener, "Bash", {"command": "npm test"})
+    assert not second.done()
+    registry.deny_all("agent-1", "done", DecidedBy.KILLED)
+    await asyncio.wait_for(second, WAIT)
+
+
+async def test_decide_refuses_a_reply_that_does_not_fit_the_prompt(registry: PermissionRegistry) -> None:
+    from agentchat.permissions.replies import Reply, ReplyAction
+
+    listener = RecordingListener()
+    registry.register_agent("agent-1", OWNER, listener)
+    question = {"questions": [{"question": "Which?", "header": "", "options": [{"label": "A"}, {"label": "B"}]}]}
+    task, request = await open_prompt(registry, listener, "AskUserQuestion", question)
+    assert registry.decide("agent-1", Reply(request.request_id, ReplyAction.ALLOW_ALWAYS), OWNER).status is AnswerStatus.INVALID
+    assert registry.decide("agent-1", Reply("ffff", ReplyAction.ALLOW), OWNER).status is AnswerStatus.UNKNOWN_ID
+    assert registry.decide("agent-1", Reply(request.request_id, ReplyAction.ANSWER, answers={"Which?": "B"}), OWNER).status \
+        is AnswerStatus.RESOLVED
+    assert (await asyncio.wait_for(task, WAIT)).updated_input == {**question, "answers": {"Which?": "B"}}

@@ -237,7 +237,7 @@ reply_like = st.one_of(
         lambda prefix, rid, verdict, rest: f"{prefix}{rid} {verdict}{rest}",
         st.sampled_from(["", "#", " #"]),
         hex_ids,
-        st.sampled_from(["yes", "no", "always", "approve", "reject", "1", "2,3", "y", "N."]),
+        st.sampled_from(["yes", "no", "always", "approve", "reject", "1", "2,3", "y", "N.", "edit", "edit:", "EDIT "]),
         st.text(max_size=20),
     ),
 )
@@ -248,6 +248,11 @@ def check_outcome(outcome: object, pending: list[PermissionRequest]) -> None:
     match outcome:
         case None:
             pass
+        case Reply(request_id=rid, updated_input=updated) if updated is not None:
+            # Only a Bash prompt's command is ever edited, and only its command.
+            request = next(r for r in pending if r.request_id == rid)
+            assert request.bash_command is not None and {**request.input, "command": updated["command"]} == updated
+            assert updated["command"].strip() == updated["command"] and updated["command"]
         case Reply(request_id=rid) | InvalidReply(request_id=rid):
             assert rid in ids
         case Ambiguous(request_ids=several):
@@ -290,3 +295,30 @@ def test_an_explicit_id_always_reaches_its_prompt(pending: list[PermissionReques
     target = data.draw(st.sampled_from(pending))
     outcome = parse_reply(f"#{target.request_id} no", pending)
     assert outcome == Reply(target.request_id, ReplyAction.DENY)
+
+
+BASH = make_request("b0b0", "Bash", {"command": "npm test", "description": "Run the tests"})
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("edit npm test -- --ci", "npm test -- --ci"),
+        ("Edit: make check", "make check"),
+        ("b0b0 edit pytest -x", "pytest -x"),
+        ("#b0b0 edit  ls -la \n| head", "ls -la \n| head"),
+        ("edit\nnpm run a &&\nnpm run b", "npm run a &&\nnpm run b"),
+    ],
+)
+def test_edit_allows_another_bash_command(text: str, command: str) -> None:
+    assert parse_reply(text, [BASH]) == Reply(
+        "b0b0", ReplyAction.ALLOW, updated_input={"command": command, "description": "Run the tests"}
+    )
+
+
+def test_edit_is_for_bash_prompts_only() -> None:
+    assert isinstance(parse_reply("edit", [BASH]), InvalidReply)
+    assert parse_reply("edit the README instead", [TOOL]) is None  # a Write prompt: a message for the agent
+    assert parse_reply("editing is hard", [BASH]) is None
+    assert parse_reply("edit, then run it", [BASH]) is None
+    assert parse_reply("edit ls", [BASH, OTHER_TOOL]) == Ambiguous(("b0b0", "c3d4"))

@@ -18,6 +18,8 @@ What a user message does (the directive may sit anywhere in the text):
                                   ``[[tool:Bash {"command": "echo hi > out.txt"}]]``; a value
                                   ``{"__repeat__": TEXT, "times": N}`` becomes TEXT N times
                                   (a Write of megabytes from a short chat message)
+    [[tools:N [SECONDS]]]         a long turn: N tool uses (Read, asking nobody) SECONDS apart, a remark
+                                  before every tenth, then the text ``MOCK_REPLY: N tools used``
     [[recall]]                    reply ``MOCK_HISTORY: <earlier user texts of the session, " | ">``
     [[sleep:SECONDS]]             the turn takes that long (an interrupt ends it early), then echoes
     [[exit:CODE]]                 print init, then die with that exit code (stderr says why)
@@ -58,7 +60,10 @@ Also as the real CLI: ``--session-id`` of an existing session fails ("is already
 then exits 1 at stdin EOF; sessions live in ``$HOME/.fake-claude/sessions/<id>.json``. Interrupts
 (control_request) are acknowledged at once; a non-JSON stdin line or a user message without a role
 kills the process with exit 1; EOF exits 0 after the running turn (1 if the last turn failed);
-SIGTERM exits 143. Fixture lines may carry ``{"__fake__": …}`` directives: ``raw`` (text or b64,
+SIGTERM exits 143. Permission modes as 2.1.330's (``--permission-mode``, the control requests
+``set_permission_mode`` and ``set_model``, answered and followed by ``system/status``; bypassPermissions
+only when started with --allow-dangerously-skip-permissions, which as root needs IS_SANDBOX=1; ``--help``
+lists the modes; an approved ExitPlanMode leaves plan mode). Fixture lines may carry ``{"__fake__": …}`` directives: ``raw`` (text or b64,
 optionally without newline), ``wait_interrupt``, ``sleep``, ``stderr``, ``exit``, ``kill``,
 ``huge_text`` (an assistant text line of N bytes), ``split`` (one line in pieces with pauses).
 """
@@ -98,7 +103,17 @@ INVALID_DECISION = (
     "The permission prompt tool returned an invalid permission result. Expected {behavior: 'allow', updatedInput?: object} "
     "or {behavior: 'deny', message: string}. updatedPermissions may hold at most 4096 updates, rules and directories in all."
 )
-DIRECTIVE = re.compile(r"\[\[(fixture|tool|recall|sleep|exit)(?::(.*?))?\]\]", re.DOTALL)
+DIRECTIVE = re.compile(r"\[\[(fixture|tools|tool|recall|sleep|exit)(?::(.*?))?\]\]", re.DOTALL)
+MODES = ("acceptEdits", "auto", "bypassPermissions", "default", "dontAsk", "plan")
+HELP = """Usage: claude [options] [command] [prompt]
+
+Options:
+  --permission-mode <mode>              Permission mode to use for the session
+                                        (choices: "acceptEdits", "auto",
+                                        "bypassPermissions", "manual",
+                                        "dontAsk", "plan")
+"""
+ROOT_REFUSED = "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons"
 
 
 # --- small helpers ---------------------------------------------------------------------------------
@@ -145,6 +160,8 @@ class Args:
         self.mcp_configs: list[str] = []
         self.permission_tool: str | None = None
         self.permission_mode = "default"
+        self.allow_bypass = False
+        self.help = False
         self.version = False
         self.allowed_tools: set[str] = set()
         valued = {"--model", "--session-id", "--resume", "-r", "--permission-prompt-tool", "--permission-mode", "--output-format", "--input-format", "--allowedTools"}
@@ -160,6 +177,10 @@ class Args:
                 self.version = True
             elif arg == "--dangerously-skip-permissions":
                 self.permission_mode = "bypassPermissions"
+            elif arg == "--allow-dangerously-skip-permissions":
+                self.allow_bypass = True
+            elif arg in ("-h", "--help"):
+                self.help = True
             elif arg == "--mcp-config":
                 # Variadic, as in the real CLI: everything up to the next flag.
                 i += 1
@@ -349,6 +370,8 @@ class Fake:
         ask = os.environ.get("FAKE_CLAUDE_ASK_TOOLS")
         self.ask_tools = {t.strip() for t in ask.split(",") if t.strip()} if ask is not None else DEFAULT_ASK_TOOLS
         self.log_path = os.environ.get("FAKE_CLAUDE_LOG")
+        self.started_in_bypass = args.permission_mode == "bypassPermissions"
+        self.interrupt_next = False
         self.mcp: McpClient | None = None
         self.permission_tool: str | None = None
         self.setup_permissions()
@@ -447,10 +470,41 @@ class Fake:
             self.emit({"type": "control_response", "response": {"subtype": "success", "request_id": request_id, "response": {"still_queued": []}}})
             if self.in_turn:
                 self.interrupted.set()
+            elif not self.queue.empty():
+                # The real CLI starts a turn as it reads the message: an interrupt read after it ends that turn.
+                self.interrupt_next = True
+        elif request.get("subtype") == "set_permission_mode":
+            mode = request.get("mode")
+            if mode == "manual":
+                mode = "default"
+            if mode not in MODES:
+                self.control_error(request_id, "Cannot set permission mode: must be one of " + ", ".join(MODES), "invalid_mode")
+            elif mode == "bypassPermissions" and not (self.args.allow_bypass or self.started_in_bypass):
+                self.control_error(request_id, "Cannot set permission mode to bypassPermissions because the session was not "
+                                   "launched with --dangerously-skip-permissions", "bypass_not_launched")
+            else:
+                self.args.permission_mode = str(mode)
+                self.log(event="mode", mode=mode)
+                # As 2.1.330: the answer, then system/status with the new mode.
+                self.emit({"type": "control_response", "response": {"subtype": "success", "request_id": request_id, "response": {"mode": mode}}})
+                self.switch_mode(str(mode), logged=True)
+        elif request.get("subtype") == "set_model":
+            wanted = request.get("model")
+            self.model = MODEL if wanted in (None, "default") else str(wanted)
+            self.emit({"type": "control_response", "response": {"subtype": "success", "request_id": request_id, "response": {"model": self.model}}})
         elif request.get("subtype") == "initialize":
             self.emit({"type": "control_response", "response": {"subtype": "success", "request_id": request_id, "response": {"claude_code_version": VERSION, "pid": os.getpid(), "fake": True}}})
         else:
             self.emit({"type": "control_response", "response": {"subtype": "error", "request_id": request_id, "error": f"Unsupported control request: {request.get('subtype')}"}})
+
+    def control_error(self, request_id: Any, message: str, code: str) -> None:
+        self.emit({"type": "control_response", "response": {"subtype": "error", "request_id": request_id, "error": message, "error_code": code}})
+
+    def switch_mode(self, mode: str, logged: bool = False) -> None:
+        self.args.permission_mode = mode
+        if not logged:
+            self.log(event="mode", mode=mode)
+        self.emit({"type": "system", "subtype": "status", "status": None, "permissionMode": mode, "uuid": new_uuid(), "session_id": self.session_id})
 
     # -- main loop
 
@@ -481,6 +535,9 @@ class Fake:
     async def turn(self, text: str) -> None:
         self.in_turn = True
         self.interrupted.clear()
+        if self.interrupt_next:
+            self.interrupt_next = False
+            self.interrupted.set()
         self.overrides = {}
         self.denials = []
         self.turns += 1
@@ -499,6 +556,9 @@ class Fake:
             elif kind == "tool":
                 name, _, raw_input = argument.partition(" ")
                 reply = await self.tool_turn(name, expand_repeats(json.loads(raw_input)) if raw_input.strip() else {})
+            elif kind == "tools":
+                count, _, pause = argument.partition(" ")
+                reply = await self.many_tools(int(count or 1), float(pause or 0))
             elif kind == "recall":
                 reply = "MOCK_HISTORY: " + " | ".join(turn["user"] for turn in self.history[:-1])
                 self.simple_turn(reply)
@@ -544,6 +604,8 @@ class Fake:
         if outcome is None:
             return ""  # the turn ended (interrupt)
         kind, value = outcome
+        if kind == "allow" and name == "ExitPlanMode" and self.args.permission_mode == "plan":
+            self.switch_mode("default")  # an approved plan leaves plan mode, as 2.1.330 does
         if kind == "allow" or kind == "none":
             content, is_error, extra = await self.run_tool(name, value if kind == "allow" else tool_input)
             self.emit(self.tool_result_event(tool_use_id, content, is_error, extra))
@@ -553,6 +615,22 @@ class Fake:
         reply = f"MOCK_TOOL_RESULT{' (error)' if is_error else ''}: {content}"
         self.emit(self.assistant_event([{"type": "text", "text": reply}]))
         self.emit(self.result_event(reply, num_turns=2))
+        return reply
+
+    async def many_tools(self, count: int, pause: float) -> str:
+        self.emit(self.init_event())
+        for number in range(count):
+            if number and pause:
+                await self.wait_or_interrupt(pause)
+            if number % 10 == 0:
+                self.emit(self.assistant_event([{"type": "text", "text": f"Looking at part {number // 10 + 1}."}]))
+            tool_use_id = "toolu_fake_" + uuid.uuid4().hex[:24]
+            tool_input = {"file_path": os.path.join(self.cwd, f"file{number}.txt")}
+            self.emit(self.assistant_event([{"type": "tool_use", "id": tool_use_id, "name": "Read", "input": tool_input}]))
+            self.emit(self.tool_result_event(tool_use_id, f"contents of file{number}.txt", False, {"tool_use_result": {"fake": True}}))
+        reply = f"MOCK_REPLY: {count} tools used"
+        self.emit(self.assistant_event([{"type": "text", "text": reply}]))
+        self.emit(self.result_event(reply, num_turns=count + 1))
         return reply
 
     def refusal(self, kind: str, value: Any) -> tuple[str, bool, dict[str, Any]]:
@@ -590,11 +668,17 @@ class Fake:
             blocks = result.get("content") or []
             text = "\n".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict))
             return text, bool(result.get("isError")), {"tool_use_result": text}
+        if name == "AskUserQuestion" and isinstance(tool_input.get("answers"), dict):
+            # As 2.1.330 words it for the model.
+            given = ", ".join(f'"{q}"="{a}"' for q, a in tool_input["answers"].items())
+            return f"Your questions have been answered: {given}. You can now continue with these answers in mind.", False, {"tool_use_result": {"answers": tool_input["answers"]}}
         return f"(fake_claude) {name} ran", False, {"tool_use_result": {"fake": True}}
 
     # -- permissions
 
     def needs_permission(self, name: str) -> bool:
+        if name == "ExitPlanMode":
+            return True  # the plan goes to the person, whatever the mode
         if self.args.permission_mode == "bypassPermissions" or name in self.args.allowed_tools:
             return False
         if name.startswith("mcp__"):
@@ -940,6 +1024,12 @@ def main() -> None:
     if args.version:
         print(f"{VERSION} (Claude Code)")
         return
+    if args.help:
+        print(HELP, end="")
+        return
+    bypass = args.allow_bypass or args.permission_mode == "bypassPermissions"
+    if bypass and os.geteuid() == 0 and os.environ.get("IS_SANDBOX") != "1":
+        die(1, ROOT_REFUSED)
     early = os.environ.get("FAKE_CLAUDE_EXIT_BEFORE_INIT")
     if early:
         code, _, message = early.partition(":")

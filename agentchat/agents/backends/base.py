@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 from agentchat.agents.sandbox import AgentDirs, Sandbox
 
+from agentchat.errors import BackendError
+
 
 @dataclass(frozen=True)
 class AgentEvent:
@@ -72,6 +74,14 @@ class TurnResult(AgentEvent):
         interrupt's result: those are no error."""
         real = [e for e in self.errors if e.strip() and not e.lstrip().startswith("[ede_diagnostic]")]
         return self.interrupted or (self.subtype == "error_during_execution" and not real)
+
+
+@dataclass(frozen=True)
+class PermissionModeChanged(AgentEvent):
+    """The backend's permission mode is now ``mode`` (switched by us, or by the CLI itself: an approved plan
+    leaves plan mode)."""
+
+    mode: str
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,20 @@ class BackendSpec:
     # agent's own directories under the state directory (its sandbox's home and /tmp).
     sandbox: Sandbox = field(default_factory=Sandbox.off)
     dirs: AgentDirs | None = None
+    # Chosen from the chat (`mode`, `model`): the process starts with them; None is the CLI's default.
+    permission_mode: str | None = None
+    model: str | None = None
+    # bypassPermissions may be switched on while the process runs (agents.claude.allowBypassPermissions).
+    allow_bypass: bool = False
+
+
+class SettingNotApplied(BackendError):
+    """The running process did not take a setting (``code`` says why, as the backend named it); the setting
+    still applies from the next start of the process."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class AgentBackend(abc.ABC):
@@ -220,6 +244,15 @@ class AgentBackend(abc.ABC):
     @property
     def pid(self) -> int | None:
         return None
+
+    async def set_permission_mode(self, mode: str) -> None:
+        """Switch the running process to permission ``mode``; SettingNotApplied if it cannot now."""
+        raise SettingNotApplied(f"the {self.kind} backend has no permission modes", "unsupported")
+
+    async def set_model(self, model: str | None) -> str | None:
+        """Switch the running process to ``model`` (None: its default); returns the model it now uses.
+        SettingNotApplied if it cannot now."""
+        raise SettingNotApplied(f"the {self.kind} backend has no model to choose", "unsupported")
 
     @property
     def session_id(self) -> str | None:

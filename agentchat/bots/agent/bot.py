@@ -20,6 +20,7 @@ from agentchat.agents.backends.base import (
     AgentEvent,
     AssistantText,
     BackendNotice,
+    PermissionModeChanged,
     ProcessExited,
     ToolResult,
     ToolUse,
@@ -27,6 +28,8 @@ from agentchat.agents.backends.base import (
     TurnResult,
 )
 from agentchat.bots.agent.commands import AGENT_COMMANDS
+from agentchat.bots.agent.progress import TurnProgress
+from agentchat.bots.agent.resolved import PromptMessages
 from agentchat.chat.events import render_process_exit, render_tool_error, render_tool_use, render_turn_summary
 from agentchat.chat.inbox import Conversations, HistoryLog, Received
 from agentchat.chat.port import ChatState, ChatTransport, Inbound, MessageKind, Outbound, Release, RoomTransport
@@ -34,6 +37,7 @@ from agentchat.chat.prompts import render_prompt_resolved, render_prompt_timeout
 from agentchat.chat.quoting import split_leading_quote
 from agentchat.chat.splitting import split_message
 from agentchat.chat.styling import markdown_to_styling
+from agentchat.config import ClaudeSettings
 from agentchat.errors import StateError
 from agentchat.files.agent_files import AgentFiles
 from agentchat.permissions.registry import AnswerResult, AnswerStatus, PermissionRegistry
@@ -57,14 +61,24 @@ HANDING_ON_KEPT = 200
 # How long the bot waits at close for messages being recorded and handled.
 DRAIN_SECONDS = 3.0
 
+# The state at a glance: chat idle, away working, dnd waiting for the owner, xa stopped.
 PRESENCE = {
-    AgentStatus.STARTING: ("starting", None),
+    AgentStatus.STARTING: ("starting", "away"),
     AgentStatus.IDLE: ("idle", "chat"),
-    AgentStatus.WORKING: ("working", None),
+    AgentStatus.WORKING: ("working", "away"),
     AgentStatus.WAITING: ("waiting for permission", "dnd"),
-    AgentStatus.STOPPED: ("stopped — send a message to resume", "away"),
+    AgentStatus.STOPPED: ("stopped — send a message to resume", "xa"),
     AgentStatus.KILLED: ("stopped", "xa"),
 }
+
+
+def presence_of(status: AgentStatus, permission_mode: str | None) -> tuple[str, str | None]:
+    """The presence status text and show for ``status``; a permission mode other than default is shown too."""
+    text, show = PRESENCE[status]
+    if permission_mode and permission_mode != "default" and status is not AgentStatus.KILLED:
+        text = f"{text} · {permission_mode} mode"
+    return text, show
+
 
 THUMBS_UP = {"👍", "👍🏻", "👍🏼", "👍🏽", "👍🏾", "👍🏿", "✅"}
 THUMBS_DOWN = {"👎", "👎🏻", "👎🏼", "👎🏽", "👎🏾", "👎🏿", "❌"}
@@ -88,6 +102,8 @@ class AgentBot:
         close_transport: Callable[[], Awaitable[None]],
         rooms: RoomTransport | None = None,
         files: AgentFiles | None = None,
+        claude_settings: ClaudeSettings | None = None,
+        cli_uid: int | None = None,
     ) -> None:
         self.agent = agent
         # Files both ways (agentchat.files): the owner's uploads in, long texts and send_file out.
@@ -124,6 +140,13 @@ class AgentBot:
         # Outgoing text waiting to be written to the history, and the one task writing it.
         self._history: deque[str] = deque()
         self._history_writer: asyncio.Task[None] | None = None
+        # Modes, progress and closed prompts (agentchat.agents.modes, progress.py, resolved.py).
+        self.claude_settings = claude_settings or ClaudeSettings()
+        self.cli_uid = cli_uid  # the uid its CLI runs as (the sandbox's); None: the service's
+        self.bypass_confirm_until = float("-inf")
+        self.progress = TurnProgress(transport, agent.owner, setting=lambda: self.agent.record.progress,
+                                     say=self.say, repo=self.agent.repo_path)
+        self.prompt_messages = PromptMessages(transport, agent.owner, agent.repo_path)
 
     @property
     def owner(self) -> str:
@@ -147,9 +170,13 @@ class AgentBot:
 
     async def open(self) -> None:
         self._announced = self.agent.record.status
-        status, show = PRESENCE[self._announced]
+        status, show = presence_of(self._announced, self.agent.record.permission_mode)
         self.transport.set_presence(status, show)
         await self._open_transport()
+
+    def refresh_presence(self) -> None:
+        """Say the announced state again (the permission mode changed)."""
+        self.transport.set_presence(*presence_of(self._announced, self.agent.record.permission_mode))
 
     def request_contact(self) -> None:
         """Ask the owner for a presence subscription (where the server's rosters cannot be edited)."""
@@ -158,6 +185,7 @@ class AgentBot:
     async def close(self) -> None:
         self._cancel_announcement()
         self._stop_composing()
+        self.progress.close()
         # What arrived is recorded before the server hears we took it (the transport acknowledges at stop).
         await self.conversations.drain(DRAIN_SECONDS)
         await self._close_transport()
@@ -251,6 +279,11 @@ class AgentBot:
             await self._rooms.leave_room(room)
 
     async def show_event(self, event: AgentEvent) -> None:
+        if isinstance(event, PermissionModeChanged):
+            self.refresh_presence()
+        # Progress goes into one status message (or nowhere) where the owner's setting says so.
+        if await self.progress.absorb(event):
+            return
         if isinstance(event, AssistantText):
             if event.text.strip():
                 await self.say(markdown_to_styling(event.text), hands_on=True)
@@ -267,8 +300,12 @@ class AgentBot:
             self._permissions.deny_all(self.agent.id, "The agent's process exited before the answer.", DecidedBy.KILLED)
         elif isinstance(event, BackendNotice):
             await self.say(f"ℹ️ {event.message}")
+        elif isinstance(event, PermissionModeChanged):
+            await self.say(f"🔧 Claude Code is in {event.mode} mode now.")
 
     def status_changed(self, status: AgentStatus) -> None:
+        if status not in BUSY:
+            self.progress.turn_over()
         self._cancel_announcement()
         if status in BUSY:
             self._announce_later = asyncio.get_running_loop().call_later(
@@ -291,7 +328,7 @@ class AgentBot:
         if status == self._announced:
             return
         self._announced = status
-        text, show = PRESENCE[status]
+        text, show = presence_of(status, self.agent.record.permission_mode)
         self.transport.set_presence(text, show)
         if status in (AgentStatus.WORKING, AgentStatus.WAITING):
             self._start_composing()
@@ -319,6 +356,7 @@ class AgentBot:
     # permission prompts (PromptListener)
 
     async def prompt_opened(self, request: PermissionRequest) -> None:
+        await self.progress.prompt_opened()
         pending = len(self._permissions.pending(self.agent.id))
         text = render_request(request, self.agent.repo_path(), pending)
         room = self._room_turn
@@ -329,19 +367,26 @@ class AgentBot:
             else:
                 stanza_id = self.transport.send(Outbound(self.owner, chunk, receipt=True))
                 self._composing_shown = False
+                # Corrected in place once answered (on every device of the owner's).
+                self.prompt_messages.shown(request.request_id, stanza_id)
             self._prompt_messages[stanza_id] = request.request_id
         await self.agent.mark_waiting(True, f"#{request.request_id}")
 
     async def prompt_timed_out(self, request: PermissionRequest) -> None:
+        await self.prompt_messages.close(request, Decision.deny("", DecidedBy.TIMEOUT))
         await self.say(render_prompt_timeout(request.request_id, request.tool_name))
         await self._prompt_closed(request)
 
     async def prompt_cancelled(self, request: PermissionRequest) -> None:
+        await self.prompt_messages.close(request, None)
         await self.say(f"↩️ Permission #{request.request_id} withdrawn (the turn was interrupted).")
         await self._prompt_closed(request)
 
     async def prompt_resolved(self, request: PermissionRequest, decision: Decision) -> None:
-        await self.say(render_prompt_resolved(request.request_id, describe_decision(decision)))
+        corrected = await self.prompt_messages.close(request, decision)
+        # The owner who answered sees the corrected prompt; a decision made without them is news.
+        if not corrected or decision.decided_by != self.owner:
+            await self.say(render_prompt_resolved(request.request_id, describe_decision(decision)))
         await self._prompt_closed(request)
 
     async def _prompt_closed(self, request: PermissionRequest) -> None:

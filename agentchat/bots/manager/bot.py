@@ -105,6 +105,20 @@ class ManagerBot:
         await self._close_transport()
         await self.conversations.close()
 
+    # For the manager's forms (agentchat.bots.manager.forms): the same access rule, readiness and dialogue.
+
+    def allows(self, user: str) -> bool:
+        return self._access.allows(user)
+
+    async def wait_ready(self) -> None:
+        await self._ready.wait()
+
+    def new_dialogue(self) -> NewAgentDialogue:
+        return NewAgentDialogue(self._backends(), self.base_path)
+
+    async def continue_new_agent(self, ctx: UserContext, dialogue: NewAgentDialogue, text: str) -> None:
+        await self._continue_dialogue(ctx, dialogue, text)
+
     def find_owned(self, user: str, agent_id: str) -> Agent | None:
         agent = self.supervisor.get(agent_id) if agent_id else None
         if agent is None or agent.owner != user:

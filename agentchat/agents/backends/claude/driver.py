@@ -28,14 +28,17 @@ from agentchat.agents.backends.base import (
     BackendNotice,
     BackendSpec,
     EventChannel,
+    PermissionModeChanged,
     ProcessExited,
     SessionStarted,
+    SettingNotApplied,
     ToolResult,
     ToolUse,
     TurnResult,
     UserTurn,
 )
 from agentchat.agents.backends.claude.locate import locate_claude
+from agentchat.agents.backends.claude.modes import BYPASS, DEFAULT, bypass_possible
 from agentchat.agents.backends.claude.protocol import (
     ApiRetry,
     AssistantMessage,
@@ -48,6 +51,7 @@ from agentchat.agents.backends.claude.protocol import (
     StreamEvent,
     SystemEvent,
     SystemInit,
+    SystemStatus,
     TextBlock,
     ThinkingBlock,
     ToolResultBlock,
@@ -57,6 +61,7 @@ from agentchat.agents.backends.claude.protocol import (
     UserMessage,
     decode_line,
     encode_control_error,
+    encode_control_request,
     encode_interrupt,
     encode_user_message,
 )
@@ -79,6 +84,8 @@ SESSION_IN_USE = "is already in use"
 
 # How long the CLI has to acknowledge an interrupt (it answers in ~25 ms) before its process is ended.
 INTERRUPT_TIMEOUT = 10.0
+# How long a mode or model switch may take to be answered (a few ms observed).
+CONTROL_TIMEOUT = 10.0
 STDERR_TAIL_LINES = 20
 STDERR_TAIL_CHARS = 4096
 # Undecodable lines reported to the chat per process; the rest are only logged.
@@ -148,6 +155,8 @@ class _Run:
     problems: int = 0
     unknown_kinds: set[str] = field(default_factory=set)
     interrupts: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    # Our other control requests (set_permission_mode, set_model), waiting for their control_response.
+    controls: dict[str, asyncio.Future[ControlResponse]] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -218,6 +227,10 @@ class ClaudeCodeBackend(AgentBackend):
         self._session_cost = 0.0
         self._request_ids = itertools.count(1)
         self._version: str | None = None  # from system/init
+        # The permission mode as the CLI last reported it (init, system/status), over all its processes.
+        self._mode = spec.permission_mode or DEFAULT
+        self._model = spec.model or settings.model
+        self._launched_model: str | None = None  # the --model of the running process
 
     # --- AgentBackend
 
@@ -307,6 +320,49 @@ class ClaudeCodeBackend(AgentBackend):
         finally:
             run.interrupts.pop(request_id, None)
 
+    async def set_permission_mode(self, mode: str) -> None:
+        # Taken as ours before the answer: the system/status that follows it must not read as the CLI's own switch.
+        previous, self._mode = self._mode, mode
+        try:
+            await self._control({"subtype": "set_permission_mode", "mode": mode})
+        except BaseException:
+            self._mode = previous
+            raise
+
+    async def set_model(self, model: str | None) -> str | None:
+        # "default" takes a running CLI back to the model it was started with, which may be the one chosen
+        # before: the configured model is named instead, and the CLI's own one is reached by a new start.
+        wanted = model or self._settings.model
+        if wanted is None and self._launched_model is not None:
+            raise SettingNotApplied(f"Claude Code was started with {self._launched_model}", "started_with_model")
+        answer = await self._control({"subtype": "set_model", "model": wanted or "default"})
+        effective = (answer.response.response or {}).get("model")
+        self._model = model
+        return effective if isinstance(effective, str) else model
+
+    async def _control(self, request: dict[str, Any]) -> ControlResponse:
+        """Send a control_request and wait for its answer; SettingNotApplied when there is no process or the
+        CLI refuses (the setting is then used at the next start)."""
+        run = self._run
+        if run is None or run.exited.is_set():
+            raise SettingNotApplied("Claude Code is not running", "not_running")
+        request_id = f"req_ctl_{next(self._request_ids)}"
+        answered: asyncio.Future[ControlResponse] = asyncio.get_running_loop().create_future()
+        run.controls[request_id] = answered
+        try:
+            run.write(encode_control_request(request_id, request))
+            answer = await asyncio.wait_for(answered, CONTROL_TIMEOUT)
+        except TimeoutError:
+            raise SettingNotApplied(f"Claude Code did not answer within {CONTROL_TIMEOUT:g} s", "timeout") from None
+        except BackendError as exc:
+            raise SettingNotApplied(str(exc), "not_running") from None
+        finally:
+            run.controls.pop(request_id, None)
+        if answer.response.subtype != "success":
+            code = str((answer.response.model_extra or {}).get("error_code") or answer.response.subtype)
+            raise SettingNotApplied(answer.response.error or f"Claude Code refused ({code})", code)
+        return answer
+
     async def stop(self) -> None:
         run = self._run
         if run is not None:
@@ -325,8 +381,10 @@ class ClaudeCodeBackend(AgentBackend):
 
     def _argv(self, binary: Path, config_path: Path | None) -> list[str]:
         argv = [str(binary), "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]
-        if self._settings.model:
-            argv += ["--model", self._settings.model]
+        model = self._launched_model = self._model
+        if model:
+            argv += ["--model", model]
+        argv += self._mode_arguments()
         # --session-id makes the id known before the first turn (init only comes with a turn).
         argv += ["--resume" if self._session_exists else "--session-id", self._session_id]
         argv += self._settings.extra_args
@@ -337,6 +395,20 @@ class ClaudeCodeBackend(AgentBackend):
             # --mcp-config is variadic: it goes last so that it swallows nothing of ours.
             argv += ["--permission-prompt-tool", PERMISSION_TOOL, "--mcp-config", str(config_path)]
         return argv
+
+    def _mode_arguments(self) -> list[str]:
+        """--permission-mode for a mode chosen from the chat, and what lets a running process take
+        bypassPermissions; a bypass the configuration or this machine no longer allows starts as default."""
+        bypass = self._spec.allow_bypass and bypass_possible(self._environment(), self._spec.sandbox.process_uid)
+        mode = self._mode
+        if mode == BYPASS and not bypass:
+            self._log.warning("bypassPermissions is not allowed (any more): starting in the default mode")
+            mode = self._mode = DEFAULT
+            self._emit(PermissionModeChanged(DEFAULT))  # the agent's record follows
+        arguments = ["--allow-dangerously-skip-permissions"] if bypass else []
+        if mode != DEFAULT:
+            arguments += ["--permission-mode", mode]
+        return arguments
 
     def _environment(self) -> dict[str, str]:
         ours: dict[str, str] = {}
@@ -396,6 +468,9 @@ class ClaudeCodeBackend(AgentBackend):
         for answered in run.interrupts.values():
             if not answered.done():
                 answered.set_result(None)
+        for control in run.controls.values():
+            if not control.done():
+                control.set_exception(BackendError("Claude Code exited before it answered"))
         if self._run is run:
             self._run = None
         event = ProcessExited(
@@ -482,6 +557,8 @@ class ClaudeCodeBackend(AgentBackend):
                 run.write(encode_control_error(event.request_id, "agentchat does not handle this request"))
             except BackendError:
                 self._log.debug("stdin already closed, control_request %s left unanswered", event.request_id)
+        elif isinstance(event, SystemStatus):
+            self._mode_reported(event.permission_mode)
         elif isinstance(event, (SystemEvent, StreamEvent)):
             pass  # informational (status, thinking_tokens, partial deltas)
         elif isinstance(event, UnknownEvent):
@@ -504,8 +581,14 @@ class ClaudeCodeBackend(AgentBackend):
         self._log.info("skipped %s (further ones only at debug level)", reason)
         self._notice(f"skipped {reason}")
 
+    def _mode_reported(self, mode: str | None) -> None:
+        if mode and mode != self._mode:
+            self._mode = mode
+            self._emit(PermissionModeChanged(mode))
+
     def _on_init(self, run: _Run, init: SystemInit) -> None:
         self._version = init.claude_code_version or self._version
+        self._mode_reported(init.permission_mode)
         if self._spec.mcp_url and not run.mcp_failure_reported:
             status = next((s.status for s in init.mcp_servers if s.name == MCP_SERVER_NAME), "missing")
             if status != "connected":
@@ -571,6 +654,11 @@ class ClaudeCodeBackend(AgentBackend):
         )
 
     def _on_control_response(self, run: _Run, message: ControlResponse) -> None:
+        control = run.controls.get(message.response.request_id)
+        if control is not None:
+            if not control.done():
+                control.set_result(message)
+            return
         answered = run.interrupts.get(message.response.request_id)
         if answered is None or answered.done():
             self._log.debug("control_response for unknown request %s", message.response.request_id)

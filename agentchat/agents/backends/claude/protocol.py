@@ -267,6 +267,16 @@ class ApiRetry(Wire):
     error: OptStr = None
 
 
+class SystemStatus(Wire):
+    """``system/status``: a change of the session's state; ``permissionMode`` after a mode switch (ours, or
+    the CLI's own: an approved plan leaves plan mode). Printed without --include-partial-messages too."""
+
+    type: Literal["system"]
+    subtype: Literal["status"]
+    status: OptStr = None
+    permission_mode: OptStr = Field(None, alias="permissionMode")
+
+
 class SystemEvent(Wire):
     """Any other system subtype (status, thinking_tokens, compact_boundary …): informational."""
 
@@ -366,6 +376,7 @@ class DecodeProblem:
 Event = (
     SystemInit
     | ApiRetry
+    | SystemStatus
     | SystemEvent
     | AssistantMessage
     | UserMessage
@@ -385,7 +396,7 @@ _EVENT_TYPES: dict[str, type[Wire]] = {
     "stream_event": StreamEvent,
 }
 
-_SYSTEM_SUBTYPES: dict[str, type[Wire]] = {"init": SystemInit, "api_retry": ApiRetry}
+_SYSTEM_SUBTYPES: dict[str, type[Wire]] = {"init": SystemInit, "api_retry": ApiRetry, "status": SystemStatus}
 
 EXCERPT_CHARS = 200
 
@@ -478,6 +489,11 @@ def encode_user_message(text: str, images: Sequence[tuple[str, bytes]] = ()) -> 
 
 def encode_interrupt(request_id: str) -> bytes:
     return _encode(ControlRequestOut(request_id=request_id, request={"subtype": "interrupt"}))
+
+
+def encode_control_request(request_id: str, request: dict[str, Any]) -> bytes:
+    """A control_request of ours: ``{"subtype": "set_permission_mode", "mode": …}``, ``set_model`` …"""
+    return _encode(ControlRequestOut(request_id=request_id, request=request))
 
 
 def encode_control_error(request_id: str, message: str) -> bytes:
