@@ -420,8 +420,10 @@ class _SystemView:
         passwd = _read_lines("/etc/passwd")
         own = next((line for line in passwd if _field(line, 2) == str(os.getuid())), "")
         shell = _field(own, 6)
+        # A login shell (not nologin: a service account's) that the sandbox shows.
+        usable = shell in _read_lines("/etc/shells") and os.access(shell, os.X_OK)
         visible = any(Path(shell).is_relative_to(top) for top in (*SYSTEM_TREES, *SYSTEM_TOP_LEVEL))
-        return cls(tuple(args), passwd, _read_lines("/etc/group"), shell if visible and os.access(shell, os.X_OK) else "/bin/sh")
+        return cls(tuple(args), passwd, _read_lines("/etc/group"), shell if usable and visible else "/bin/sh")
 
     def passwd(self, uid: int, gid: int, home: Path) -> bytes:
         # The uid inside is "agent", whatever the host calls that number.

@@ -139,7 +139,8 @@ async def test_an_npm_engine_sees_its_whole_tree_and_node(sandbox: Sandbox, plac
 async def test_the_agent_s_login_shell_is_the_service_user_s(sandbox: Sandbox, places: dict[str, Path]) -> None:
     """Codex runs commands with the passwd entry's shell: bash-isms work as they do outside."""
     own = next((line for line in Path("/etc/passwd").read_text().splitlines() if line.split(":")[2] == str(os.getuid())), "")
-    expected = own.split(":")[6] if own and os.access(own.split(":")[6], os.X_OK) else "/bin/sh"
+    shell = own.split(":")[6] if own else ""
+    expected = shell if shell in Path("/etc/shells").read_text().split() and os.access(shell, os.X_OK) else "/bin/sh"
     code, out = await run(sandbox.launch(AgentDirs.of(places["state"], "a")), ["sh", "-c", "getent passwd agent | cut -d: -f7"], places["repo"])
     assert (code, out.strip()) == (0, expected)
 

@@ -89,8 +89,6 @@ OPENCODE_PROVIDER_KEYS: dict[str, tuple[str, ...]] = {
     "huggingface": ("HF_TOKEN",),
     "gitlab": ("GITLAB_TOKEN",),
 }
-
-
 # Gemini CLI's key for the auth type agentchat selects (gemini-api-key).
 GEMINI_KEYS = ("GEMINI_API_KEY",)
 
