@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agentchat import __version__
+from agentchat.agents.backends.engines import credential_variables
 from agentchat.config import Settings, dotenv_paths, export_agent_variables, load_settings
 from agentchat.errors import AgentChatError, ConfigError
 from agentchat.memory import return_big_blocks_to_the_system
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         dotenv = dotenv_paths(args.env_file)
         settings = load_settings(args.config, flag_overrides(args), dotenv_files=dotenv)
-        export_agent_variables(dotenv)
+        export_agent_variables(dotenv, also=credential_variables(settings.agents))
         if args.command == "config":
             return config_check(settings)
         if args.command == "user":

@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, Literal
 
@@ -404,15 +405,16 @@ def dotenv_paths(explicit: Path | None = None, environ: dict[str, str] | None = 
     return [state_home(environ) / ".env"]
 
 
-def export_agent_variables(files: list[Path]) -> None:
-    """Variables of those .env files that agents' processes may get (ANTHROPIC_API_KEY…) go into our
-    environment, where the real environment does not set them; the rest only configure the service."""
+def export_agent_variables(files: list[Path], also: Collection[str] = ()) -> None:
+    """Variables of those .env files that agents' processes may get (ANTHROPIC_API_KEY…, and ``also``:
+    the engines' credential variables, OPENAI_API_KEY…) go into our environment, where the real
+    environment does not set them; the rest only configure the service."""
     from agentchat.agents.environment import allowed
 
     for path in files:
         if path.is_file():
             for key, value in dotenv_values(path).items():
-                if value is not None and allowed(key):
+                if value is not None and (allowed(key) or key in also):
                     os.environ.setdefault(key, value)
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agentchat.config import ENV_VARS, dotenv_paths, export_agent_variables, load_settings
+from agentchat.agents.backends.engines import credential_variables
+from agentchat.config import ENV_VARS, AgentSettings, dotenv_paths, export_agent_variables, load_settings
 from agentchat.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,6 +78,17 @@ def test_agent_variables_of_dot_env_reach_the_environment_and_service_ones_do_no
     export_agent_variables([dotenv])
     assert os.environ["ANTHROPIC_API_KEY"] == "sk-from-dotenv"
     assert "XMPP_ADMIN_PASSWORD" not in os.environ
+
+
+def test_an_engine_s_credential_of_dot_env_reaches_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("OPENAI_API_KEY=sk-openai\nGEMINI_API_KEY=gemini-key\nAWS_SECRET_ACCESS_KEY=not-for-agents\n", encoding="utf-8")
+    for name in ("OPENAI_API_KEY", "GEMINI_API_KEY", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    export_agent_variables([dotenv], also=credential_variables(AgentSettings()))
+    assert os.environ["OPENAI_API_KEY"] == "sk-openai" and os.environ["GEMINI_API_KEY"] == "gemini-key"
+    assert "AWS_SECRET_ACCESS_KEY" not in os.environ
 
 
 def test_every_documented_environment_variable_is_read(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -231,9 +231,10 @@ class Sandbox:
     def gid(self) -> int:
         return os.getgid() if os.getuid() else ROOT_SERVICE_UID
 
-    def environment(self, *layers: Mapping[str, str]) -> dict[str, str]:
-        """The allow-listed service environment plus ``layers`` (see agentchat.agents.environment)."""
-        return child_environment(*layers, forbidden_values=self.forbidden_values)
+    def environment(self, *layers: Mapping[str, str], own_variables: Collection[str] | None = None) -> dict[str, str]:
+        """The allow-listed service environment plus ``layers`` (see agentchat.agents.environment);
+        ``own_variables``: the engine's own variables instead of Claude Code's."""
+        return child_environment(*layers, forbidden_values=self.forbidden_values, own_variables=own_variables)
 
     def launch(self, dirs: AgentDirs | None) -> Launch:
         return Launch(self, dirs)
@@ -351,6 +352,14 @@ class Sandbox:
             return [Bind(resolved)]
         return [Bind(resolved.parent)]
 
+    def directory_binds(self, directory: Path) -> list[Bind]:
+        """What a process needs to see a whole directory (an npm tree): nothing under /usr or /opt,
+        else the directory, read-only (refused at prepare() if it would show a protected one)."""
+        resolved = Path(os.path.realpath(directory))
+        if any(resolved.is_relative_to(tree) for tree in SYSTEM_TREES):
+            return []
+        return [Bind(resolved)]
+
     def _exposes(self, path: Path) -> bool:
         """Whether binding ``path`` would show a protected directory or anything of the state directory."""
         if self.state_dir is not None and (path == self.state_dir or path.is_relative_to(self.state_dir)):
@@ -387,6 +396,9 @@ class _SystemView:
     arguments: tuple[str, ...]
     passwd_lines: tuple[str, ...]
     group_lines: tuple[str, ...]
+    # The agent's login shell: the service user's own when the sandbox shows it (Codex runs its
+    # commands with the passwd entry's shell: bash-isms must not meet dash only because of the sandbox).
+    shell: str = "/bin/sh"
 
     @classmethod
     def of_host(cls, exposes: Callable[[Path], bool]) -> _SystemView:
@@ -405,12 +417,18 @@ class _SystemView:
         if not resolv.is_relative_to("/etc") and resolv.is_file():
             # systemd-resolved: /etc/resolv.conf points into /run.
             args += ["--ro-bind", str(resolv), str(resolv)]
-        return cls(tuple(args), _read_lines("/etc/passwd"), _read_lines("/etc/group"))
+        passwd = _read_lines("/etc/passwd")
+        own = next((line for line in passwd if _field(line, 2) == str(os.getuid())), "")
+        shell = _field(own, 6)
+        # A login shell (not nologin: a service account's) that the sandbox shows.
+        usable = shell in _read_lines("/etc/shells") and os.access(shell, os.X_OK)
+        visible = any(Path(shell).is_relative_to(top) for top in (*SYSTEM_TREES, *SYSTEM_TOP_LEVEL))
+        return cls(tuple(args), passwd, _read_lines("/etc/group"), shell if usable and visible else "/bin/sh")
 
     def passwd(self, uid: int, gid: int, home: Path) -> bytes:
         # The uid inside is "agent", whatever the host calls that number.
         kept = [line for line in self.passwd_lines if _field(line, 2) != str(uid) and _field(line, 0) != AGENT_USER]
-        kept.append(f"{AGENT_USER}:x:{uid}:{gid}:agentchat agent:{home}:/bin/sh")
+        kept.append(f"{AGENT_USER}:x:{uid}:{gid}:agentchat agent:{home}:{self.shell}")
         return ("\n".join(kept) + "\n").encode()
 
     def group(self, gid: int) -> bytes:

@@ -48,3 +48,15 @@ def test_a_service_secret_is_dropped_wherever_it_comes_from(caplog: pytest.LogCa
                                 forbidden_values={"admin-secret", "manager-secret"})
     assert "SOME_TOKEN" not in env and "CLAUDE_X" not in env
     assert "not passing SOME_TOKEN to an agent" in caplog.text
+
+
+def test_an_engine_gets_its_own_credentials_instead_of_claude_codes() -> None:
+    service = {**SERVICE_ENV, "OPENAI_API_KEY": "sk-openai", "GEMINI_API_KEY": "gemini-key"}
+    env = child_environment(base=service, own_variables=("OPENAI_API_KEY",))
+    assert env["OPENAI_API_KEY"] == "sk-openai"
+    assert not {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "GEMINI_API_KEY", "XMPP_ADMIN_PASSWORD"} & set(env)
+    assert env["PATH"] == "/usr/bin:/bin" and env["LC_TIME"] == "de_DE.UTF-8" and env["HTTPS_PROXY"] == "http://proxy:3128"
+    # A layer still adds what the owner configured, and a service secret is still dropped.
+    layered = child_environment({"ANTHROPIC_BASE_URL": "http://gw"}, {"X": "admin-secret"}, base=service,
+                                own_variables=("OPENAI_API_KEY",), forbidden_values={"admin-secret"})
+    assert layered["ANTHROPIC_BASE_URL"] == "http://gw" and "X" not in layered

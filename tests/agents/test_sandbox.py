@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from agentchat import state_dir
+from agentchat.agents.backends.engines import runtime_binds
 from agentchat.agents.sandbox import AgentDirs, Bind, Launch, Sandbox, open_sandbox
 from agentchat.config import SandboxSettings
 from agentchat.errors import BackendError, ConfigError
@@ -99,6 +100,49 @@ async def test_what_may_be_shown_to_an_agent(sandbox: Sandbox, places: dict[str,
         await sandbox.launch(AgentDirs.of(places["state"], "a")).prepare(["true"], env={}, cwd=places["work"])
     with pytest.raises(ConfigError, match="readWrite"):
         await open_sandbox(SandboxSettings(readWrite=[places["work"]]), state_dir=places["state"], protected=(places["work"],))
+
+
+async def test_an_npm_engine_sees_its_whole_tree_and_node(sandbox: Sandbox, places: dict[str, Path], tmp_path: Path) -> None:
+    """The launcher (``node_modules/.bin/engine`` → ``engine/bin/engine.js``) finds its native binary in
+    another package of the same tree: the whole tree shows, read-only, and Node.js for the script."""
+    tree = tmp_path / "prefix" / "node_modules"
+    (tree / "engine" / "bin").mkdir(parents=True)
+    (tree / "engine-linux-x64").mkdir()
+    (tree / "engine-linux-x64" / "native").write_text("#!/bin/sh\necho native\n")
+    (tree / "engine-linux-x64" / "native").chmod(0o755)
+    launcher = tree / "engine" / "bin" / "engine.js"
+    launcher.write_text(f"#!/usr/bin/env node\nrequire('child_process').execFileSync('{tree}/engine-linux-x64/native', {{stdio: 'inherit'}})\n")
+    launcher.chmod(0o755)
+    (tree / ".bin").mkdir()
+    (tree / ".bin" / "engine").symlink_to("../engine/bin/engine.js")
+    # Node.js in a directory of its own (as with nvm), the only one on the child's PATH.
+    system_node = Path("/usr/bin/node")
+    if not system_node.exists():
+        pytest.skip("no Node.js at /usr/bin/node")
+    node_dir = tmp_path / "node" / "bin"
+    node_dir.mkdir(parents=True)
+    (node_dir / "node").write_text(f'#!/bin/sh\nexec {system_node} "$@"\n')
+    (node_dir / "node").chmod(0o755)
+    binds = runtime_binds(sandbox, tree / ".bin" / "engine", str(node_dir))
+    assert binds == [Bind(tree / "engine" / "bin"), Bind(tree), Bind(node_dir)]
+    launch = sandbox.launch(AgentDirs.of(places["state"], "a"))
+    await launch.prepare([str(launcher.resolve())], env={"PATH": str(node_dir)}, cwd=places["repo"], binds=binds)
+    process = await asyncio.create_subprocess_exec(*launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    launch.spawned()
+    out, _ = await process.communicate()
+    await launch.release()
+    assert (process.returncode, out) == (0, b"native\n")
+    assert sandbox.directory_binds(Path("/usr/lib/node_modules")) == []
+
+
+async def test_the_agent_s_login_shell_is_the_service_user_s(sandbox: Sandbox, places: dict[str, Path]) -> None:
+    """Codex runs commands with the passwd entry's shell: bash-isms work as they do outside."""
+    own = next((line for line in Path("/etc/passwd").read_text().splitlines() if line.split(":")[2] == str(os.getuid())), "")
+    shell = own.split(":")[6] if own else ""
+    expected = shell if shell in Path("/etc/shells").read_text().split() and os.access(shell, os.X_OK) else "/bin/sh"
+    code, out = await run(sandbox.launch(AgentDirs.of(places["state"], "a")), ["sh", "-c", "getent passwd agent | cut -d: -f7"], places["repo"])
+    assert (code, out.strip()) == (0, expected)
 
 
 async def test_unconfined_private_files_are_0600_in_the_agent_directory_until_released(places: dict[str, Path]) -> None:

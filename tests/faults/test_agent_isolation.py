@@ -2,9 +2,10 @@
 repository, another agent's files or bearer token, or the service's environment.
 
 The probe is a shell script the agent runs: once as a command backend (the command is ``sh``, the
-chat message is the script), once by the real Claude Code CLI through an approved Bash tool. Every
-attempt prints ``READ name`` or ``DENIED name``; each target is checked to exist outside first, and a
-file in the agent's own repository must be readable, so a DENIED means hidden, not missing.
+chat message is the script), once by the real Claude Code CLI through an approved Bash tool, and once
+by each engine (Codex, Gemini CLI, OpenCode) through its approved shell command. Every attempt prints
+``READ name`` or ``DENIED name``; each target is checked to exist outside first, and a file in the
+agent's own repository must be readable, so a DENIED means hidden, not missing.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import shlex
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,15 +27,26 @@ from agentchat.config import Settings
 from agentchat.errors import BackendError, ConfigError
 from tests.faults.support import wait_until
 from tests.harness.prosody import ProsodyServer
-from tests.support.mock_anthropic import MockAnthropic
+from tests.support.engines import config_section, engine_binary, engine_dir
+from tests.support.mock_anthropic import MockAnthropic, _tool_result_text
+from tests.support.mock_gemini import MockGemini
+from tests.support.mock_responses import MockResponses
 from tests.support.service import create_agent, make_repositories, running_service, service_settings
 
 PROBE_BACKEND = {"probe": {"label": "Probe", "command": ["sh"], "promptVia": "stdin"}}
 
 
-def probe_script(targets: dict[str, Path], token: str) -> str:
+def probe_script(targets: dict[str, Path], token: str, in_processes: dict[str, str] | None = None) -> str:
+    """``in_processes``: values to look for in every process's environment and command line in the
+    sandbox (the engine's own included): ``READ name`` if one holds it."""
     lines = ['try() { if cat "$2" >/dev/null 2>&1; then echo "READ $1"; else echo "DENIED $1"; fi; }']
     lines += [f"try {name} {shlex.quote(str(path))}" for name, path in targets.items()]
+    for name, value in (in_processes or {}).items():
+        lines += [
+            f"echo {base64.b64encode(value.encode()).decode()} | base64 -d > /tmp/needle.$$",
+            "if grep -lsF -f /tmp/needle.$$ /proc/[0-9]*/environ /proc/[0-9]*/cmdline | grep -q .;"
+            f' then echo "READ {name}"; else echo "DENIED {name}"; fi',
+        ]
     lines += [
         # Where the MCP config with the bearer token used to be, before the sandbox.
         'if ls -d /tmp/agentchat-claude-* >/dev/null 2>&1; then echo "READ old-token-dirs"; else echo "DENIED old-token-dirs"; fi',
@@ -82,12 +95,12 @@ async def prepare_victims(settings: Settings, service: Service, bob) -> tuple[di
     return targets, token
 
 
-def check_probe(output: str, targets: dict[str, Path], secrets: list[str], settings: Settings) -> None:
+def check_probe(output: str, targets: dict[str, Path], secrets: list[str], settings: Settings, max_processes: int = 10) -> None:
     for name in [*targets, "old-token-dirs", "other-token"]:
         assert f"DENIED {name}" in output, f"{name}:\n{output}"
     assert "READ own-repo" in output, output
     processes = int(output.split("PROCESSES ")[1].split()[0])
-    assert processes < 10, f"the agent sees {processes} processes: not its own PID namespace"
+    assert processes < max_processes, f"the agent sees {processes} processes: not its own PID namespace"
     env = dict(line[4:].partition("=")[::2] for line in output.splitlines() if line.startswith("ENV "))
     assert "XMPP_ADMIN_PASSWORD" not in env and "MANAGER_PASSWORD" not in env, env
     for secret in secrets:
@@ -150,6 +163,78 @@ async def test_the_real_cli_through_an_approved_bash_sees_nothing_either(
             content = result["content"]
             output = content if isinstance(content, str) else "\n".join(part.get("text", "") for part in content)
             check_probe(output, targets, [*service_passwords_in_environment, token], settings)
+
+
+# Each engine's mock, and how it scripts a shell command that asks (Codex: one run outside its own sandbox).
+ENGINE_MOCKS: dict[str, Any] = {"codex": MockResponses, "gemini": MockGemini, "opencode": lambda: MockAnthropic(answer_titles=True)}
+# The variable the engine's credential is read from (by default), and one of another CLI's that it must not get.
+ENGINE_KEYS = {"codex": ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"), "gemini": ("GEMINI_API_KEY", "ANTHROPIC_API_KEY"),
+               "opencode": ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")}
+
+
+def script_shell(kind: str, api: Any, script: str) -> None:
+    # The script travels encoded: Gemini CLI refuses a command with $(…) in it.
+    command = f"echo {base64.b64encode(script.encode()).decode()} | base64 -d | sh"
+    if kind == "codex":
+        api.script_call("exec_command", {"cmd": command, "sandbox_permissions": "require_escalated", "justification": "Look around"})
+    elif kind == "gemini":
+        api.script_call("run_shell_command", {"command": command, "description": "Look around"})
+    else:
+        api.script_tool_use("bash", {"command": command, "description": "Look around"})
+
+
+def shell_output(kind: str, api: Any) -> str:
+    """What the engine sent its model as the command's output."""
+    request = api.requests[-1]
+    if kind == "opencode":
+        return _tool_result_text(request.tool_results()[-1])
+    output = request.tool_outputs()[-1]
+    if kind == "gemini":
+        response = json.loads(output)
+        return str(response.get("output", output)) if isinstance(response, dict) else output
+    return str(output)
+
+
+@pytest.mark.engines
+@pytest.mark.parametrize("kind", ["codex", "gemini", "opencode"])
+async def test_an_engine_through_an_approved_command_sees_nothing_either(
+    prosody, user_client, kind: str, service_passwords_in_environment: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = engine_binary(kind)
+    own_name, foreign_name = ENGINE_KEYS[kind]
+    # The engine's credential comes from the service's environment, as README promises; another CLI's
+    # credential and any other secret there must not reach it.
+    own_key, foreign_key = f"own-{kind}-key-{os.urandom(8).hex()}", f"foreign-key-{os.urandom(8).hex()}"
+    monkeypatch.setenv(own_name, own_key)
+    monkeypatch.setenv(foreign_name, foreign_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-of-the-service")
+    with engine_dir() as home:  # not under /tmp: Codex's own sandbox hides it
+        async with ENGINE_MOCKS[kind]() as api:
+            section = config_section(kind, api.base_url, binary)
+            section.pop("env")
+            section.pop("envKey", None)
+            settings = service_settings(prosody, home, agents={kind: section})
+            make_repositories(settings.work.base_path)
+            async with running_service(settings) as service:
+                assert service.sandbox.enabled, service.sandbox.summary()
+                alice, bob = await user_client("alice", service=True), await user_client("bob")
+                targets, token = await prepare_victims(settings, service, bob)
+                passwords = dict(zip(("admin-password", "manager-password"), service_passwords_in_environment))
+                in_processes = {**passwords, "foreign-key": foreign_key, "aws-secret": "aws-secret-of-the-service", "own-key": own_key}
+                script_shell(kind, api, probe_script(targets, token, in_processes))
+                _, agent = await create_agent(alice, settings.manager_jid, kind=kind, task="look around", timeout=60)
+                prompt = await alice.expect("🔐 Permission #", from_=agent, timeout=60)
+                assert "Bash" in prompt.body and "echo " in prompt.body
+                await alice.send(agent, "yes")
+                await alice.expect("MOCK_TOOL_RESULT", from_=agent, timeout=60)
+                output = shell_output(kind, api)
+                check_probe(output, targets, [*service_passwords_in_environment, token, foreign_key], settings, max_processes=12)
+                for name in ("admin-password", "manager-password", "foreign-key", "aws-secret"):
+                    assert f"DENIED {name}" in output, f"{name} is in a process of the sandbox:\n{output}"
+                assert "READ own-key" in output, f"the engine did not get its own credential:\n{output}"
+                # And it goes on: it still answers.
+                await alice.send(agent, "still there?")
+                await alice.expect("MOCK_REPLY: still there?", from_=agent, timeout=60)
 
 
 async def test_a_login_of_the_service_user_reaches_claude_code_read_only(

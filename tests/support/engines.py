@@ -5,6 +5,8 @@
 * ``Owner``: the chat side reduced to a queue of prompts, answering through a real PermissionRegistry,
   as the agent bot does.
 * ``engine_settings`` / ``engine_env``: the config section and environment that point an engine at its mock.
+* ``agent_sandbox`` / ``agent_dirs``: the sandbox and directories the service gives an agent whose state
+  directory is ``<scratch>/state`` (bubblewrap where it works here, as by default).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 import pytest
 
 from agentchat.agents.backends.engines import ENGINES, engine_prefixes, find_engine
-from agentchat.config import CodexSettings, EngineSettings, OpencodeSettings
+from agentchat.agents.sandbox import AgentDirs, Sandbox, open_sandbox
+from agentchat.config import CodexSettings, EngineSettings, OpencodeSettings, SandboxSettings
 from agentchat.permissions.registry import AnswerStatus, PermissionRegistry
 from agentchat.permissions.requests import Decision, PermissionRequest
 
@@ -55,6 +58,18 @@ def engine_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+async def agent_sandbox(scratch: Path, **settings: Any) -> Sandbox:
+    """The service's sandbox for a state directory ``scratch/state``: on where bubblewrap works (else off,
+    and the tests run unconfined, as the service would); the repositories under ``scratch`` stay visible."""
+    state = scratch / "state"
+    state.mkdir(exist_ok=True)
+    return await open_sandbox(SandboxSettings(**settings), state_dir=state, protected=(state, Path.home()))
+
+
+def agent_dirs(scratch: Path, agent_id: str = "agent-1") -> AgentDirs:
+    return AgentDirs.of(scratch / "state", agent_id)
 
 
 def engine_settings(kind: str, base_url: str, **overrides: Any) -> EngineSettings:

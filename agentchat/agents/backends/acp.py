@@ -23,13 +23,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentchat.agents.backends.base import BackendSpec, ToolResult, ToolUse, TurnResult
 from agentchat.agents.backends.engine_backend import EngineBackend, owners_reason
-from agentchat.agents.backends.engines import GEMINI, OPENCODE
+from agentchat.agents.backends.engines import GEMINI, GEMINI_KEYS, OPENCODE, opencode_provider_keys
 from agentchat.agents.backends.jsonrpc import RpcError, RpcMessage, RpcPeer
 from agentchat.config import EngineSettings, OpencodeSettings
 from agentchat.errors import BackendError
 from agentchat.permissions.requests import Decision
 
 PROTOCOL_VERSION = 1
+# After session/load, updates still arriving are the replayed history: Gemini CLI 0.61.0 answers the
+# load while it is still streaming the history (ACP wants the answer after it). The replay is over
+# once no update came for this long (at most REPLAY_DRAIN_MAX after the answer).
+REPLAY_QUIET = 0.25
+REPLAY_DRAIN_MAX = 3.0
 
 
 # --- the wire -----------------------------------------------------------------------------------
@@ -183,6 +188,7 @@ class AcpBackend(EngineBackend):
     def __init__(self, spec: BackendSpec, settings: EngineSettings, **timeouts: float) -> None:
         super().__init__(spec, settings, **timeouts)
         self._loading = False
+        self._replayed = asyncio.Event()  # set by each update ignored during a load
         self._prompt: asyncio.Task[None] | None = None
         self._calls: dict[str, ToolCall] = {}
         self._shown: set[str] = set()
@@ -207,6 +213,7 @@ class AcpBackend(EngineBackend):
             self._loading = True
             try:
                 await peer.request("session/load", {"sessionId": self._session_id, **session})
+                await self._drain_replay()
             except RpcError as exc:
                 self._notice(f"{self.engine.label} could not resume the session ({exc}); starting a new one")
             else:
@@ -219,6 +226,16 @@ class AcpBackend(EngineBackend):
             self._session_id = NewSessionResult.model_validate(await peer.request("session/new", session)).session_id
         except ValidationError as exc:
             raise BackendError(f"{self.engine.label} answered session/new unexpectedly: {exc.errors()[0]['msg']}") from None
+
+    async def _drain_replay(self) -> None:
+        """Wait out the rest of a replayed history (see REPLAY_QUIET); nothing of it reaches the chat."""
+        try:
+            async with asyncio.timeout(REPLAY_DRAIN_MAX):
+                while True:
+                    self._replayed.clear()
+                    await asyncio.wait_for(self._replayed.wait(), REPLAY_QUIET)
+        except TimeoutError:
+            pass  # quiet for REPLAY_QUIET (or the cap reached): the history is over
 
     async def _start_turn(self, peer: RpcPeer, text: str) -> None:
         self._calls.clear()
@@ -291,6 +308,7 @@ class AcpBackend(EngineBackend):
         update: dict[str, Any] = raw_update if isinstance(raw_update, dict) else {}
         kind = str(update.get("sessionUpdate", ""))
         if self._loading:
+            self._replayed.set()
             return
         if kind == "agent_message_chunk":
             content = update.get("content")
@@ -366,9 +384,12 @@ class GeminiBackend(AcpBackend):
     def _argv(self) -> list[str]:
         return ["--acp", *(["--model", self._settings.model] if self._settings.model else [])]
 
-    def _prepare(self, directory: Path) -> dict[str, str]:
-        settings_dir = directory / "home" / ".gemini"
-        settings_dir.mkdir(parents=True, exist_ok=True)
+    def _credential_variables(self) -> tuple[str, ...]:
+        return GEMINI_KEYS  # the key of the auth type selected below
+
+    def _prepare(self, home: Path) -> dict[str, str]:
+        settings_dir = home / ".gemini"
+        settings_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Without a selected auth type the CLI stops at "Invalid auth method selected" (recipes §6).
         settings = {"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": False}}
         (settings_dir / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
@@ -390,8 +411,10 @@ class OpencodeBackend(AcpBackend):
     def _argv(self) -> list[str]:
         return ["acp"]
 
-    def _prepare(self, directory: Path) -> dict[str, str]:
-        (directory / "home").mkdir(parents=True, exist_ok=True)
+    def _credential_variables(self) -> tuple[str, ...]:
+        return opencode_provider_keys(self._opencode.provider)
+
+    def _prepare(self, home: Path) -> dict[str, str]:
         config: dict[str, Any] = {
             "$schema": "https://opencode.ai/config.json",
             "permission": {"edit": "ask", "bash": "ask", "webfetch": "ask"},

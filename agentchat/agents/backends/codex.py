@@ -9,8 +9,11 @@ prompts as Claude Code's. A decline carries no message, so the owner's reason go
 request of the same turn. ``codex app-server generate-ts`` prints the whole schema.
 
 Codex asks only when its sandbox would block: with ``sandbox = "read-only"`` (our default) every change
-asks. Its configuration is generated in the agent's own ``CODEX_HOME`` (never under /tmp: its Linux
-sandbox, bubblewrap, hides /tmp and every sandboxed command would fail).
+asks. Its configuration is generated in the agent's own ``CODEX_HOME`` (``~/.codex`` in the agent's home;
+never under /tmp: its Linux sandbox, bubblewrap, hides /tmp and every sandboxed command would fail).
+That sandbox runs inside the agent's own (bubblewrap within bubblewrap: a user namespace in a user
+namespace); where a fresh /proc cannot be mounted in there, Codex goes on without one (its ``no-proc``
+mode), still confining every command.
 """
 
 from __future__ import annotations
@@ -200,10 +203,15 @@ class CodexBackend(EngineBackend):
     def _argv(self) -> list[str]:
         return ["app-server"]
 
-    def _prepare(self, directory: Path) -> dict[str, str]:
-        codex_home = directory / "codex-home"
-        codex_home.mkdir(parents=True, exist_ok=True)
-        (directory / "home").mkdir(parents=True, exist_ok=True)
+    def _credential_variables(self) -> tuple[str, ...]:
+        return (self._codex.env_key,)
+
+    def _legacy_layout(self) -> dict[str, str]:
+        return {**super()._legacy_layout(), "codex-home": ".codex"}
+
+    def _prepare(self, home: Path) -> dict[str, str]:
+        codex_home = home / ".codex"
+        codex_home.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings = self._codex
         lines = []
         if settings.model:

@@ -1,8 +1,15 @@
 """What the JSON-RPC engines (Codex's app-server, the ACP agents) share: one long-lived child per agent,
 its isolated configuration, its events, its permission requests relayed to the owner.
 
-A subclass says how to greet the engine (``_handshake``: initialize, then start or resume a session),
-how to start a turn, how to interrupt one, and what its requests and notifications mean.
+The child is launched like every agent's process (agentchat.agents.sandbox): inside the agent's
+sandbox, where it sees its repository, the agent's own home and /tmp, its npm tree and Node.js, and
+nothing of the state directory; its environment is the allow-list plus the engine's own credential
+variables and configuration, never the service's secrets. Its generated configuration and sessions
+live in the agent's own home (``AgentDirs.home``: HOME, the XDG directories, Codex's ``~/.codex``).
+
+A subclass says which variables hold its credentials, how to greet the engine (``_handshake``:
+initialize, then start or resume a session), how to start a turn, how to interrupt one, and what its
+requests and notifications mean.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-import os
+import shutil
 import time
 from collections.abc import AsyncIterator, Mapping, MutableMapping
 from pathlib import Path
@@ -26,7 +33,7 @@ from agentchat.agents.backends.base import (
     ProcessExited,
     SessionStarted,
 )
-from agentchat.agents.backends.engines import Engine, locate_engine
+from agentchat.agents.backends.engines import Engine, locate_engine, runtime_binds
 from agentchat.agents.backends.jsonrpc import METHOD_NOT_FOUND, ChildExit, RpcMessage, RpcPeer
 from agentchat.config import EngineSettings, state_home
 from agentchat.errors import BackendError
@@ -111,18 +118,34 @@ class EngineBackend(AgentBackend):
     async def start(self) -> None:
         if self.running:
             return
+        label, sandbox = self.engine.label, self._spec.sandbox
         binary = await asyncio.to_thread(locate_engine, self.engine, self._settings.path)
-        directory = self.state_dir()
-        extra_env = await asyncio.to_thread(self._prepare, directory)
-        env = {**os.environ, **_isolated_dirs(directory / "home"), **extra_env, **self._settings.env, **self._spec.env}
+        launch = sandbox.launch(self._spec.dirs)
+        if launch.sandboxed and not sandbox.network:
+            # The relay of a network-less sandbox carries the permission endpoint only: no model API.
+            raise BackendError(f"{label} cannot reach its model's API: agents.sandbox.network is false, "
+                               "so agents have no network (set it to true to use this engine)")
+        if launch.sandboxed:
+            # Inside, the engine's npm tree shows, not a symlink to it (~/.local/bin/codex).
+            binary = await asyncio.to_thread(binary.resolve)
+        home = self.engine_home()
+        extra_env = await asyncio.to_thread(self._set_up_home, home)
+        env = sandbox.environment(_isolated_dirs(home), extra_env, self._settings.env, self._spec.env,
+                                  own_variables=self._credential_variables())
+        argv = [str(binary), *self._argv(), *self._settings.extra_args]
+        try:
+            binds = await asyncio.to_thread(runtime_binds, sandbox, binary, env.get("PATH")) if launch.sandboxed else []
+            await launch.prepare(argv, env=env, cwd=self._spec.cwd, binds=binds)
+        except (BackendError, OSError) as exc:
+            await launch.release()
+            raise BackendError(f"cannot start {label} in {self._spec.cwd}: {exc}") from exc
         # Credentials the engine may print on stderr (a "key rejected" error) stay out of the chat.
         secrets = tuple(value for name, value in env.items()
                         if len(value) >= 16 and any(word in name.upper() for word in ("KEY", "TOKEN", "SECRET")))
         peer = RpcPeer(
-            self.engine.label,
-            [str(binary), *self._argv(), *self._settings.extra_args],
-            cwd=self._spec.cwd,
-            env=env,
+            label,
+            argv,
+            launch=launch,
             on_request=self._on_request,
             on_notification=self._dispatch_notification,
             on_problem=self._problem,
@@ -173,18 +196,42 @@ class EngineBackend(AgentBackend):
 
     # --- for subclasses
 
-    def state_dir(self) -> Path:
-        """This agent's own directory for the engine (HOME, config, sessions); never under /tmp for Codex."""
+    def engine_home(self) -> Path:
+        """The engine's HOME, holding its generated configuration and its sessions: the agent's own home
+        (the one its sandbox shows), or, for a backend without AgentDirs, ``<state_dir>/<engine>/home``.
+        Never under /tmp for Codex (its own sandbox hides /tmp)."""
+        if self._spec.dirs is not None:
+            return self._spec.dirs.home
         base = self._spec.state_dir or state_home() / "agents" / self._spec.agent_id
-        return base / self.engine.kind
+        return base / self.engine.kind / "home"
 
     @abc.abstractmethod
     def _argv(self) -> list[str]:
         """The command line after the executable."""
 
     @abc.abstractmethod
-    def _prepare(self, directory: Path) -> dict[str, str]:
-        """Write the engine's generated configuration under ``directory`` (runs in a thread); its environment."""
+    def _credential_variables(self) -> tuple[str, ...]:
+        """The variables of the service's environment holding the engine's credentials: the only ones
+        it gets beyond the common allow-list (more through ``agents.<engine>.env``)."""
+
+    @abc.abstractmethod
+    def _prepare(self, home: Path) -> dict[str, str]:
+        """Write the engine's generated configuration under its ``home`` (runs in a thread); its environment."""
+
+    def _legacy_layout(self) -> dict[str, str]:
+        """Where an agent's engine kept its state before it moved into the agent's home:
+        ``<agent>/<engine>/<old>`` → ``home/<new>`` ("" for the home itself)."""
+        return {"home": ""}
+
+    def _set_up_home(self, home: Path) -> dict[str, str]:
+        """Blocking: the engine's home, with an older layout's state moved in, and its configuration."""
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self._spec.dirs is not None:
+            legacy = self._spec.dirs.root / self.engine.kind
+            if legacy.is_dir():
+                adopt_legacy_state(legacy, home, self._legacy_layout())
+                self._log.info("moved %s's sessions and configuration from %s into the agent's home %s", self.engine.label, legacy, home)
+        return self._prepare(home)
 
     @abc.abstractmethod
     async def _handshake(self, peer: RpcPeer) -> None:
@@ -304,6 +351,22 @@ class EngineBackend(AgentBackend):
         if isinstance(exc, TimeoutError):
             return f"{self.engine.label} did not start within {self._start_timeout:g} s{why}"
         return f"{self.engine.label} did not start: {exc}"
+
+
+def adopt_legacy_state(legacy: Path, home: Path, layout: Mapping[str, str]) -> None:
+    """Move ``legacy/<old>`` to ``home/<new>`` for each entry of ``layout`` (an empty ``new``: the entries
+    of ``legacy/<old>`` into ``home`` itself), never over something already there; then ``legacy`` goes.
+    Blocking. Renames within one state directory: nothing is copied."""
+    for old, new in layout.items():
+        source = legacy / old
+        if not source.is_dir():
+            continue
+        moves = [(entry, home / entry.name) for entry in source.iterdir()] if not new else [(source, home / new)]
+        for entry, target in moves:
+            if not target.exists() and not target.is_symlink():
+                target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                entry.rename(target)
+    shutil.rmtree(legacy, ignore_errors=True)
 
 
 def _isolated_dirs(home: Path) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """A JSON-RPC 2.0 peer over a child process's stdio: one JSON object per line, both ways.
 
 Codex's ``app-server`` and the ACP agents (``gemini --acp``, ``opencode acp``) all speak it. The child
-runs in its own process group in the agent's repository; its death is noticed at once through a
+runs in its own process group in the agent's repository, started as its ``Launch`` says (inside the
+agent's sandbox, or unconfined with the filtered environment); its death is noticed at once through a
 SubprocessProtocol (a grandchild holding stdout open cannot hide it), and it is reaped by one owner.
 Every stdout line is parsed once into ``RpcMessage``; a line that is no JSON-RPC message is reported
 to ``on_problem`` and skipped, never fatal.
@@ -16,7 +17,6 @@ import logging
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from agentchat.agents.backends.claude.driver import StderrTail
 from agentchat.agents.backends.claude.protocol import LineSplitter, OversizedLine
 from agentchat.agents.backends.process import signal_group, wait_event
+from agentchat.agents.sandbox import Launch
 from agentchat.errors import BackendError
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,7 @@ class RpcPeer:
         name: str,
         argv: list[str],
         *,
-        cwd: Path,
-        env: Mapping[str, str],
+        launch: Launch,
         on_request: Callable[[RpcMessage], None],
         on_notification: Callable[[RpcMessage], None],
         on_problem: Callable[[str], None],
@@ -155,9 +155,9 @@ class RpcPeer:
         drain_timeout: float = 1.0,
     ) -> None:
         self.name = name
+        # The command before the sandbox wraps it (for the log); the launch, prepared, says what runs.
         self._argv = argv
-        self._cwd = cwd
-        self._env = dict(env)
+        self._launch = launch
         self._on_request = on_request
         self._on_notification = on_notification
         self._on_problem = on_problem
@@ -185,20 +185,25 @@ class RpcPeer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._log.info("starting %s in %s", " ".join(self._argv), self._cwd)
+        launch = self._launch
+        self._log.info("starting %s in %s%s", " ".join(self._argv), launch.cwd, " (sandboxed)" if launch.sandboxed else "")
         try:
             transport, _ = await loop.subprocess_exec(
                 lambda: _Protocol(self),
-                *self._argv,
+                *launch.argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                cwd=self._cwd,
-                env=self._env,
+                cwd=launch.cwd,
+                env=launch.env,
+                pass_fds=launch.pass_fds,
+                umask=launch.umask,
                 start_new_session=True,
             )
         except OSError as exc:
-            raise BackendError(f"cannot start {self.name} ({self._argv[0]}) in {self._cwd}: {exc.strerror or exc}") from exc
+            await launch.release()
+            raise BackendError(f"cannot start {self.name} ({self._argv[0]}) in {launch.cwd}: {exc.strerror or exc}") from exc
+        launch.spawned()
         self._transport = transport
         self._supervisor = asyncio.create_task(self._supervise(), name=f"rpc-supervisor-{self.name}")
 
@@ -283,7 +288,8 @@ class RpcPeer:
     async def _supervise(self) -> None:
         await self._pipes.exited.wait()
         assert self._transport is not None
-        exit_code = self._transport.get_returncode()
+        # A signal death inside the sandbox comes back as bubblewrap's 128 + N: reported as -N.
+        exit_code = self._launch.exit_code(self._transport.get_returncode())
         pid = self.pid
         try:
             await asyncio.wait_for(
@@ -297,6 +303,7 @@ class RpcPeer:
             self._line(item)
         self.stderr.finish()
         self._transport.close()
+        await self._launch.release()
         for method, answered in self._waiting.values():
             if not answered.done():
                 answered.set_exception(BackendError(f"{self.name} exited before answering {method}"))

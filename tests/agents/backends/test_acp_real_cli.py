@@ -31,11 +31,12 @@ from agentchat.agents.backends.base import (
     ToolUse,
     TurnResult,
 )
+from agentchat.agents.sandbox import Sandbox
 from agentchat.chat.prompts import render_request
-from agentchat.config import EngineSettings
+from agentchat.config import EngineSettings, OpencodeSettings
 from agentchat.errors import BackendError
 from tests.support import EventReader, of
-from tests.support.engines import TURN_TIMEOUT, Owner, engine_binary, engine_dir, engine_settings
+from tests.support.engines import TURN_TIMEOUT, Owner, agent_dirs, agent_sandbox, engine_binary, engine_dir, engine_settings
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.mock_gemini import MockGemini
 
@@ -101,17 +102,27 @@ def scratch() -> AsyncIterator[Path]:
         yield path
 
 
-def make_backend(api: Api, scratch: Path, owner: Owner | None, settings: EngineSettings | None = None, **spec: Any) -> AcpBackend:
+@pytest.fixture
+async def sandbox(scratch: Path) -> Sandbox:
+    return await agent_sandbox(scratch)
+
+
+def make_backend(api: Api, scratch: Path, owner: Owner | None, settings: EngineSettings | None = None,
+                 sandbox: Sandbox | None = None, **spec: Any) -> AcpBackend:
+    """The engine for agent-1 in ``scratch/repo``: in the agent's sandbox as the service starts it, or
+    without ``sandbox`` a bare backend (no sandbox, its own directory under ``scratch/state``)."""
     values: dict[str, Any] = {"agent_id": "agent-1", "cwd": scratch / "repo", "session_id": str(uuid.uuid4()),
                               "state_dir": scratch / "state", "permissions": owner, **spec}
+    if sandbox is not None:
+        values |= {"sandbox": sandbox, "dirs": agent_dirs(scratch)}
     settings = settings or engine_settings(api.kind, api.base_url, path=str(engine_binary(api.kind)))
     cls = GeminiBackend if api.kind == "gemini" else OpencodeBackend
     return cls(BackendSpec(**values), settings)  # type: ignore[arg-type]
 
 
-async def test_turns_streaming_approvals_and_stop_on_one_process(api: Api, scratch: Path) -> None:
+async def test_turns_streaming_approvals_and_stop_on_one_process(api: Api, scratch: Path, sandbox: Sandbox) -> None:
     owner = Owner()
-    backend = make_backend(api, scratch, owner)
+    backend = make_backend(api, scratch, owner, sandbox=sandbox)
     reader = EventReader(backend)
     repo = scratch / "repo"
     label, version = {"gemini": ("Gemini CLI", "0.61.0"), "opencode": ("OpenCode", "1.18.33")}[api.kind]
@@ -199,15 +210,17 @@ async def test_turns_streaming_approvals_and_stop_on_one_process(api: Api, scrat
     assert of(ProcessExited, await reader.rest())[-1].expected
 
 
-async def test_the_next_process_loads_the_session_after_a_clean_stop_and_after_a_crash(api: Api, scratch: Path) -> None:
-    first = make_backend(api, scratch, Owner())
+async def test_the_next_process_loads_the_session_after_a_clean_stop_and_after_a_crash(
+    api: Api, scratch: Path, sandbox: Sandbox
+) -> None:
+    first = make_backend(api, scratch, Owner(), sandbox=sandbox)
     reader = EventReader(first)
     await first.start()
     await first.send("remember the number 42")
     await reader.until(TurnResult, timeout=T)
     await first.stop()
 
-    second, reader, resumed = await expect_resumed(api, scratch, first, "remember the number 42")
+    second, reader, resumed = await expect_resumed(api, scratch, sandbox, first, "remember the number 42")
     try:
         api.text(SLOW, chunks=40, delay=0.5)
         count = len(api.requests)
@@ -219,15 +232,17 @@ async def test_the_next_process_loads_the_session_after_a_clean_stop_and_after_a
         assert exited.exit_code == -signal.SIGKILL and not exited.expected and not second.running
     finally:
         await second.stop()
-    third, _, _ = await expect_resumed(api, scratch, second, "what was the number?")
+    third, _, _ = await expect_resumed(api, scratch, sandbox, second, "what was the number?")
     await third.stop()
 
 
-async def expect_resumed(api: Api, scratch: Path, before: AcpBackend, remembered: str) -> tuple[AcpBackend, EventReader, bool]:
+async def expect_resumed(
+    api: Api, scratch: Path, sandbox: Sandbox | None, before: AcpBackend, remembered: str
+) -> tuple[AcpBackend, EventReader, bool]:
     """A new process for the same agent asked what it remembers. OpenCode loads the session; Gemini CLI
     0.61.0 cannot within the minute the session started (it names the session's file by the minute and
     resets that very file before reading it): then the owner is told and a new session starts."""
-    backend = make_backend(api, scratch, Owner(), session_id=before.session_id, resume=True)
+    backend = make_backend(api, scratch, Owner(), sandbox=sandbox, session_id=before.session_id, resume=True)
     reader = EventReader(backend)
     await backend.start()
     first_event = await reader.next()
@@ -250,11 +265,12 @@ async def expect_resumed(api: Api, scratch: Path, before: AcpBackend, remembered
     return backend, reader, resumed
 
 
-async def test_an_engine_that_exits_at_start(api: Api, scratch: Path) -> None:
+async def test_an_engine_that_exits_at_start(api: Api, scratch: Path, sandbox: Sandbox) -> None:
     script = scratch / "broken"
     script.write_text('#!/bin/sh\necho "Error: broken install" >&2\nexit 3\n')
     script.chmod(0o755)
-    backend = make_backend(api, scratch, Owner(), EngineSettings(path=str(script)))
+    settings = (OpencodeSettings if api.kind == "opencode" else EngineSettings)(path=str(script))
+    backend = make_backend(api, scratch, Owner(), settings, sandbox)
     label = "Gemini CLI" if api.kind == "gemini" else "OpenCode"
     with pytest.raises(BackendError, match=rf"^{label} exited at start with code 3: Error: broken install$"):
         await backend.start()

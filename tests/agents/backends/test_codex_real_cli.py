@@ -29,10 +29,11 @@ from agentchat.agents.backends.base import (
     TurnResult,
 )
 from agentchat.agents.backends.codex import CodexBackend
+from agentchat.agents.sandbox import Sandbox
 from agentchat.config import CodexSettings
 from agentchat.errors import BackendError
 from tests.support import EventReader, of
-from tests.support.engines import TURN_TIMEOUT, Owner, engine_binary, engine_dir, engine_settings
+from tests.support.engines import TURN_TIMEOUT, Owner, agent_dirs, agent_sandbox, engine_binary, engine_dir, engine_settings
 from tests.support.mock_responses import MockResponses
 
 pytestmark = pytest.mark.engines
@@ -60,15 +61,25 @@ def scratch() -> AsyncIterator[Path]:
         yield path
 
 
-def make_backend(scratch: Path, settings: CodexSettings, owner: Owner | None, **spec: object) -> CodexBackend:
+@pytest.fixture
+async def sandbox(scratch: Path) -> Sandbox:
+    return await agent_sandbox(scratch)
+
+
+def make_backend(scratch: Path, settings: CodexSettings, owner: Owner | None, sandbox: Sandbox | None = None,
+                 **spec: object) -> CodexBackend:
+    """Codex for agent-1 in ``scratch/repo``: in the agent's sandbox as the service starts it, or
+    without ``sandbox`` a bare backend (no sandbox, its own directory under ``scratch/state``)."""
     values: dict[str, object] = {"agent_id": "agent-1", "cwd": scratch / "repo", "session_id": str(uuid.uuid4()),
                                  "state_dir": scratch / "state", "permissions": owner, **spec}
+    if sandbox is not None:
+        values |= {"sandbox": sandbox, "dirs": agent_dirs(scratch)}
     return CodexBackend(BackendSpec(**values), settings)  # type: ignore[arg-type]
 
 
-async def test_turns_streaming_approvals_and_stop_on_one_process(codex: Path, api: MockResponses, scratch: Path) -> None:
+async def test_turns_streaming_approvals_and_stop_on_one_process(codex: Path, api: MockResponses, scratch: Path, sandbox: Sandbox) -> None:
     owner = Owner()
-    backend = make_backend(scratch, engine_settings("codex", api.base_url, path=str(codex)), owner)
+    backend = make_backend(scratch, engine_settings("codex", api.base_url, path=str(codex)), owner, sandbox)
     reader = EventReader(backend)
     try:
         await backend.start()
@@ -151,9 +162,9 @@ async def test_turns_streaming_approvals_and_stop_on_one_process(codex: Path, ap
     assert of(ProcessExited, rest)[-1].expected
 
 
-async def test_a_stop_withdraws_a_pending_approval(codex: Path, api: MockResponses, scratch: Path) -> None:
+async def test_a_stop_withdraws_a_pending_approval(codex: Path, api: MockResponses, scratch: Path, sandbox: Sandbox) -> None:
     owner = Owner()
-    backend = make_backend(scratch, engine_settings("codex", api.base_url, path=str(codex)), owner)
+    backend = make_backend(scratch, engine_settings("codex", api.base_url, path=str(codex)), owner, sandbox)
     reader = EventReader(backend)
     try:
         await backend.start()
@@ -169,9 +180,11 @@ async def test_a_stop_withdraws_a_pending_approval(codex: Path, api: MockRespons
         await backend.stop()
 
 
-async def test_a_crash_is_reported_and_the_next_process_resumes_the_thread(codex: Path, api: MockResponses, scratch: Path) -> None:
+async def test_a_crash_is_reported_and_the_next_process_resumes_the_thread(
+    codex: Path, api: MockResponses, scratch: Path, sandbox: Sandbox
+) -> None:
     settings = engine_settings("codex", api.base_url, path=str(codex))
-    first = make_backend(scratch, settings, Owner())
+    first = make_backend(scratch, settings, Owner(), sandbox)
     reader = EventReader(first)
     await first.start()
     await first.send("remember the number 42")
@@ -185,7 +198,7 @@ async def test_a_crash_is_reported_and_the_next_process_resumes_the_thread(codex
     assert exited.exit_code == -signal.SIGKILL and not exited.expected and not first.running
     await first.stop()
 
-    second = make_backend(scratch, settings, Owner(), session_id=first.session_id, resume=True)
+    second = make_backend(scratch, settings, Owner(), sandbox, session_id=first.session_id, resume=True)
     reader = EventReader(second)
     try:
         await second.start()
@@ -205,13 +218,13 @@ def _script(path: Path, body: str) -> Path:
     return path
 
 
-async def test_bad_installs_fail_with_one_clear_line(api: MockResponses, scratch: Path) -> None:
-    missing = make_backend(scratch, CodexSettings(path=str(scratch / "nowhere" / "codex")), Owner())
+async def test_bad_installs_fail_with_one_clear_line(api: MockResponses, scratch: Path, sandbox: Sandbox) -> None:
+    missing = make_backend(scratch, CodexSettings(path=str(scratch / "nowhere" / "codex")), Owner(), sandbox)
     with pytest.raises(BackendError, match=r"Codex '.*nowhere/codex' \(agents.codex.path / CODEX_PATH\) does not exist"):
         await missing.start()
 
     broken = _script(scratch / "broken-codex", 'echo "Error: broken install" >&2\nexit 3\n')
-    exits = make_backend(scratch, CodexSettings(path=str(broken)), Owner())
+    exits = make_backend(scratch, CodexSettings(path=str(broken)), Owner(), sandbox)
     with pytest.raises(BackendError, match=r"^Codex exited at start with code 3: Error: broken install$"):
         await exits.start()
     assert not exits.running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -13,10 +14,11 @@ from agentchat.agents.backends.acp import AcpBackend, GeminiBackend, OpencodeBac
 from agentchat.agents.backends.base import BackendSpec
 from agentchat.agents.backends.codex import CodexBackend, FileUpdate, command_text, file_change_tool
 from agentchat.agents.backends.command import CommandBackend
-from agentchat.agents.backends.engine_backend import owners_reason
+from agentchat.agents.backends.engine_backend import adopt_legacy_state, owners_reason
+from agentchat.agents.backends.engines import opencode_provider_keys
 from agentchat.agents.backends.factory import available_backends, create_backend
 from agentchat.agents.backends.jsonrpc import RpcMessage, decode_message
-from agentchat.config import AgentSettings, CommandBackendSettings
+from agentchat.config import AgentSettings, CodexSettings, CommandBackendSettings, EngineSettings, OpencodeSettings
 from agentchat.permissions.requests import DecidedBy, Decision
 
 
@@ -125,3 +127,61 @@ def test_json_rpc_lines_are_classified() -> None:
 def test_decoding_never_raises(line: bytes) -> None:
     result = decode_message(line)
     assert isinstance(result, (RpcMessage, str))
+
+
+def test_each_engine_gets_only_its_own_credential_variables(tmp_path: Path) -> None:
+    spec = BackendSpec(agent_id="a", cwd=tmp_path, session_id="s")
+    assert CodexBackend(spec, CodexSettings())._credential_variables() == ("OPENAI_API_KEY",)
+    assert CodexBackend(spec, CodexSettings(env_key="AZURE_OPENAI_KEY"))._credential_variables() == ("AZURE_OPENAI_KEY",)
+    assert GeminiBackend(spec, EngineSettings())._credential_variables() == ("GEMINI_API_KEY",)
+    assert OpencodeBackend(spec, OpencodeSettings())._credential_variables() == ("ANTHROPIC_API_KEY",)
+    assert opencode_provider_keys("openai") == ("OPENAI_API_KEY",)
+    assert opencode_provider_keys("amazon-bedrock") == ("AMAZON_BEDROCK_API_KEY",)
+    assert opencode_provider_keys("google") == ("GOOGLE_API_KEY", "GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY")
+
+
+def test_an_older_layout_moves_into_the_agent_s_home(tmp_path: Path) -> None:
+    legacy, home = tmp_path / "agent" / "codex", tmp_path / "agent" / "home"
+    (legacy / "home" / ".config").mkdir(parents=True)
+    (legacy / "home" / ".config" / "x").write_text("config")
+    (legacy / "codex-home" / "sessions").mkdir(parents=True)
+    (legacy / "codex-home" / "sessions" / "rollout.jsonl").write_text("thread")
+    home.mkdir()
+    (home / ".gitconfig").write_text("kept")
+    (legacy / "home" / ".gitconfig").write_text("older")
+    adopt_legacy_state(legacy, home, {"home": "", "codex-home": ".codex"})
+    assert (home / ".config" / "x").read_text() == "config"
+    assert (home / ".codex" / "sessions" / "rollout.jsonl").read_text() == "thread"
+    assert (home / ".gitconfig").read_text() == "kept"  # never over what is there
+    assert not legacy.exists()
+
+
+async def test_a_history_replayed_after_the_load_answer_stays_out_of_the_chat(tmp_path: Path) -> None:
+    """Gemini CLI 0.61.0 answers session/load while it still streams the history it replays: what
+    arrives after the answer is history too, not the next turn's text."""
+    backend = GeminiBackend(BackendSpec(agent_id="a", cwd=tmp_path, session_id="s", resume=True), EngineSettings())
+    replayed = asyncio.Event()
+
+    def replay(number: int, last: bool) -> None:
+        update = {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": f"old answer {number}"}}
+        message = decode_message(json.dumps({"jsonrpc": "2.0", "method": "session/update",
+                                             "params": {"sessionId": "s", "update": update}}).encode())
+        assert not isinstance(message, str)
+        backend._dispatch_notification(message)
+        if last:
+            replayed.set()
+
+    class Peer:
+        async def request(self, method: str, params: object, timeout: float | None = None) -> object:
+            if method == "initialize":
+                return {"protocolVersion": 1, "agentInfo": {"name": "gemini", "version": "0.61.0"},
+                        "agentCapabilities": {"loadSession": True}}
+            assert method == "session/load"
+            loop = asyncio.get_running_loop()
+            for number, delay in enumerate((0.01, 0.1, 0.2)):
+                loop.call_later(delay, replay, number, number == 2)
+            return {}
+
+    await backend._handshake(Peer())  # type: ignore[arg-type]
+    await asyncio.wait_for(replayed.wait(), 5)
+    assert backend.session_id == "s" and backend._text == []

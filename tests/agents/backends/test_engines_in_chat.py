@@ -185,3 +185,52 @@ async def test_an_engine_configured_but_missing_says_so_in_one_line(prosody, use
         )
         await alice.send(agent, "status")
         await alice.expect("📊", from_=agent)
+
+
+@pytest.mark.parametrize("kind", ["codex", "opencode"])  # Gemini CLI cannot load a session within its first minute
+async def test_an_engine_agent_of_before_the_sandbox_keeps_its_session_across_a_restart(prosody, user_client, kind: str, home: Path) -> None:
+    """Engines used to keep their state in <agent>/<engine>/ (home/, codex-home/), which the sandbox
+    hides; after the upgrade it is moved into the agent's own home and the session goes on."""
+    async with {"codex": MockResponses, "opencode": lambda: MockAnthropic(answer_titles=True)}[kind]() as mock:
+        api = Api(kind, mock)
+        settings = service_settings(prosody, home, agents={kind: config_section(kind, api.base_url, engine_binary(kind))})
+        make_repositories(settings.work.base_path)
+        alice = await user_client("alice")
+        async with running_service(settings):
+            agent_id, agent = await create_agent(alice, settings.manager_jid, kind=kind, task="remember the number 42", timeout=T)
+            await alice.expect("✅ Done", from_=agent, timeout=T)
+        # The layout of the version before: the engine's HOME and CODEX_HOME side by side under <agent>/<engine>/.
+        root = home / "agents" / agent_id
+        legacy = root / kind
+        (legacy / "home").mkdir(parents=True)
+        if kind == "codex":
+            (root / "home" / ".codex").rename(legacy / "codex-home")
+        for entry in (root / "home").iterdir():
+            entry.rename(legacy / "home" / entry.name)
+
+        async with running_service(settings):
+            await alice.expect("restarted", from_=agent, timeout=T)
+            await alice.send(agent, "what was the number?")
+            await alice.expect("MOCK_REPLY: what was the number?", from_=agent, timeout=T)
+            assert api.user_texts()[0] == "remember the number 42", "the session was resumed"
+        assert not legacy.exists()
+        assert (root / "home" / (".codex" if kind == "codex" else ".local/share/opencode")).is_dir()
+
+
+async def test_an_engine_without_network_says_so_in_one_line(prosody, user_client, tmp_path: Path) -> None:
+    engine = tmp_path / "codex"
+    engine.write_text("#!/bin/sh\nexit 1\n")
+    engine.chmod(0o755)
+    settings = service_settings(prosody, tmp_path, agents={"codex": {"path": str(engine)}})
+    settings.agents.sandbox.network = False
+    make_repositories(settings.work.base_path)
+    async with running_service(settings) as service:
+        if not service.sandbox.enabled:
+            pytest.skip(service.sandbox.summary())
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid, kind="codex", task="hello")
+        failed = await alice.expect("⚠️", from_=agent, timeout=T)
+        assert failed.body == (
+            "⚠️ Codex cannot reach its model's API: agents.sandbox.network is false, so agents have no network "
+            "(set it to true to use this engine)"
+        )
