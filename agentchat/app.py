@@ -3,63 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable
 import logging
 import os
-import re
-import shutil
 import signal
-import tempfile
-import uuid
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable
 
+from agentchat.agent_host import AgentHost, register_environment_secrets
 from agentchat.agents.agent import Agent
-from agentchat.agents.backends.base import BackendSpec
 from agentchat.agents.backends.factory import available_backends, create_backend
-from agentchat.agents.sandbox import AgentDirs, Sandbox, open_sandbox
-from agentchat.agents.supervisor import AGENT_ID_ENV, AgentSupervisor
-from agentchat.config import Settings
-from agentchat.logs import register_secret
+from agentchat.agents.sandbox import Sandbox
+from agentchat.agents.supervisor import AgentSupervisor
 from agentchat.bots.agent.bot import AgentBot
-from agentchat.bots.agent.forms import agent_forms
 from agentchat.bots.manager.access import AccessPolicy
 from agentchat.bots.manager.bot import ManagerBot
+from agentchat.bots.manager.forms import manager_forms
 from agentchat.bots.room.bot import RoomBot
 from agentchat.bots.room.tools import room_tools
-from agentchat.files.agent_files import agent_files
-from agentchat.files.outgoing import FileSender, send_file_tool
-from agentchat.bots.manager.forms import manager_forms
 from agentchat.chat.port import Outbound
-from agentchat.permissions.audit import AuditLog
-from agentchat.permissions.mcp_server import PermissionMcpServer
-from agentchat.permissions.registry import PermissionRegistry
-from agentchat.permissions.requests import Decision
+from agentchat.config import Settings
+from agentchat.logs import register_secret
 from agentchat.provisioning.adhoc import AdhocProvisioner
 from agentchat.provisioning.admin_rest import AdminRestProvisioner
 from agentchat.provisioning.base import Provisioner
 from agentchat.provisioning.contacts import introduce
-from agentchat.server.embedded import SECRETS_FILE
 from agentchat.runners.hub import RunnerHub
 from agentchat.runners.protocol import NAMESPACE as RUNNER_NAMESPACE
+from agentchat.server.embedded import SECRETS_FILE
 from agentchat.server.prosody_config import ServiceJids, Tombstones, tombstones_path
 from agentchat.store.database import StateStore
-from agentchat.store.records import AgentRecord
-from agentchat.tasks import TaskGroup
 from agentchat.xmpp.iq import IqChannel
 from agentchat.xmpp.scram import ScramLoginCache
 from agentchat.xmpp.session import XmppSession
-from agentchat.xmpp.xep_0050_commands import PLUGINS as ADHOC_PLUGINS
 from agentchat.xmpp.xep_0050_commands import AdHocCommands
 
 log = logging.getLogger("agentchat")
-
-# Environment variables whose values are credentials (ANTHROPIC_API_KEY, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY…),
-# not where they are kept (…_KEY_FILE); short values are settings, and masking them would garble text.
-_SECRET_ENV_NAME = re.compile(r"(?i)(key|token|secret|password|passwd|credential)(?!.*_(path|file|dir)$)")
-_SECRET_MIN_LENGTH = 16
 
 
 class Service:
@@ -71,20 +48,15 @@ class Service:
         for secret in (settings.xmpp.admin_password, settings.manager.password):
             if secret is not None:
                 register_secret(secret.get_secret_value())
-        # The CLIs get these (ours by inheritance, their own from the config) and may print them on stderr.
-        for environment in (os.environ, *settings.agents.engine_envs()):
-            for name, value in environment.items():
-                if _SECRET_ENV_NAME.search(name) and len(value) >= _SECRET_MIN_LENGTH:
-                    register_secret(value)
+        register_environment_secrets(settings, os.environ)
         self.store = StateStore(settings.home / "state.db")
-        self.permissions = PermissionRegistry(
-            settings.mcp.permission_timeout / 1000, AuditLog(settings.home / "audit.jsonl", engine_of=self._engine_of)
+        # The agents' side (registry, MCP endpoint, sandbox, how an agent is put together), as on a runner.
+        self.agent_host = AgentHost(
+            settings, self.store, lookup=self._lookup, secret_files=[settings.home / SECRETS_FILE],
+            rooms=settings.rooms.enabled,
         )
-        # Agents without network reach the MCP endpoint through this socket (see agents/sandbox.py).
-        self._mcp_socket_dir: Path | None = None
-        self.mcp = PermissionMcpServer(self.permissions, host=settings.mcp.host, port=settings.mcp.port)
-        self.sandbox = Sandbox.off()
-        self._housekeeping = TaskGroup("service")
+        self.permissions = self.agent_host.permissions
+        self.mcp = self.agent_host.mcp
         self.service_jids = (
             ServiceJids(settings.prosody.service_jids_file) if settings.prosody.service_jids_file else None
         )
@@ -95,7 +67,6 @@ class Service:
         self.manager: ManagerBot | None = None
         self.manager_session: XmppSession | None = None
         self.rooms: RoomBot | None = None
-        self._tokens: dict[str, str] = {}
         self._stopped = asyncio.Event()
         # Set once the agents of the last run are back: until then the manager's answers
         # ("list", "kill <id>") would not know them.
@@ -104,7 +75,7 @@ class Service:
     async def start(self) -> None:
         settings = self.settings
         log.info("Configuration loaded")
-        await self._open_sandbox()
+        await self.agent_host.open_sandbox()
         await self.store.open()
         log.info("State loaded")
         self.supervisor = AgentSupervisor(
@@ -112,7 +83,7 @@ class Service:
             store=self.store,
             chat_factory=self._agent_chat,
             backend_factory=lambda kind, spec: create_backend(kind, spec, settings.agents),
-            spec_factory=self._backend_spec,
+            spec_factory=self.agent_host.backend_spec,
             max_concurrent=settings.agents.max_concurrent,
             idle_timeout=settings.agents.idle_timeout / 1000,
             service_accounts=self.service_jids,
@@ -138,11 +109,7 @@ class Service:
             )
             for tool in room_tools(self.rooms):
                 self.mcp.add_tool(tool)
-        self.mcp.add_tool(send_file_tool(self._file_sender))  # the agents' send_file (agentchat.files)
-        # Before any agent process: the CLI exits if the permission tool is missing at first use.
-        await self.mcp.start()
-        log.info("MCP server started on port %d", self.mcp.port)
-        log.info("Permission prompt tool registered")
+        await self.agent_host.start_endpoint()
         if self.service_jids is not None:
             await self.service_jids.add(settings.manager_jid, settings.xmpp.admin_jid)
         # Other machines: the manager's account is the hub they answer to (agentchat.runners).
@@ -150,6 +117,8 @@ class Service:
                                     domain=settings.xmpp.domain, notify=self._tell, service_accounts=self.service_jids)
         self.runner_hub.attach(IqChannel(self.manager_session.client, RUNNER_NAMESPACE))
         await self.runner_hub.load()
+        if self.rooms is not None:
+            self.rooms.runner_of = self._runner_of
         self.manager = ManagerBot(
             self.manager_session,
             store=self.store,
@@ -195,11 +164,7 @@ class Service:
             await self.rooms.stop()
         if self.manager is not None:
             await self.manager.stop()
-        await self.mcp.stop()
-        await self._housekeeping.cancel_all()
-        if self._mcp_socket_dir is not None:
-            await asyncio.to_thread(shutil.rmtree, self._mcp_socket_dir, True)
-            self._mcp_socket_dir = None
+        await self.agent_host.close()
         if self.provisioner is not None:
             await self.provisioner.close()
         await self.store.close()
@@ -238,48 +203,6 @@ class Service:
 
     # wiring
 
-    async def _open_sandbox(self) -> None:
-        """Agents' processes run in bubblewrap where it works; the start-up log says which and why."""
-        settings = self.settings
-        sandbox_settings = settings.agents.sandbox
-        forbidden = await asyncio.to_thread(self._service_secrets)
-        socket_path: Path | None = None
-        if not sandbox_settings.network and sandbox_settings.enabled is not False:
-            # Short and private: a Unix socket path may not exceed 107 bytes.
-            self._mcp_socket_dir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="agentchat-mcp-"))
-            socket_path = self._mcp_socket_dir / "mcp.sock"
-        self.sandbox = await open_sandbox(
-            sandbox_settings,
-            state_dir=settings.home,
-            protected=(settings.work.base_path, Path.home()),
-            forbidden_values=forbidden,
-            mcp_socket=socket_path,
-        )
-        if self.sandbox.enabled:
-            log.info("%s", self.sandbox.summary())
-            self.mcp.unix_socket = socket_path
-        else:
-            log.warning("%s", self.sandbox.summary())
-            if not sandbox_settings.network:
-                log.warning("agents.sandbox.network is false, but without the sandbox agents keep the network")
-
-    def _service_secrets(self) -> frozenset[str]:
-        """Every password the service knows, for no child environment to carry (blocking)."""
-        settings = self.settings
-        found = {secret.get_secret_value() for secret in (settings.xmpp.admin_password, settings.manager.password) if secret}
-        try:
-            stored = json.loads((settings.home / SECRETS_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            stored = {}
-        pending = [stored]
-        while pending:
-            value = pending.pop()
-            if isinstance(value, dict):
-                pending.extend(value.values())
-            elif isinstance(value, str) and value:
-                found.add(value)
-        return frozenset(found)
-
     def _make_provisioner(self) -> Provisioner:
         settings = self.settings
         if settings.provisioning.method == "adhoc":
@@ -313,87 +236,23 @@ class Service:
         if self.manager_session is not None:
             self.manager_session.send(Outbound(user, text))
 
+    @property
+    def sandbox(self) -> Sandbox:
+        return self.agent_host.sandbox
+
+    def _lookup(self, agent_id: str) -> Agent | None:
+        return self.supervisor.get(agent_id) if self.supervisor is not None else None
+
+    def _runner_of(self, agent_id: str, owner: str) -> str | None:
+        remote = self.runner_hub.get(agent_id) if self.runner_hub is not None else None
+        return remote.runner if remote is not None and remote.owner == owner else None
+
     def _agent_chat(self, agent: Agent, password: str) -> AgentBot:
         """An agent's bot on its own account (opened by the supervisor)."""
         assert self.supervisor is not None
-        # Forms (XEP-0050), and what the owner's clients show (corrections: how progress is shown).
-        session = XmppSession(self.supervisor.jid_of(agent.id), password, self.settings.xmpp,
-                              extra_plugins=ADHOC_PLUGINS, discover_peers=True,
-                              rooms=self.settings.rooms.enabled, upload_via=self._upload_via)
-        bot = AgentBot(
-            agent,
-            session,
-            permissions=self.permissions,
-            store=self.store,
-            kill_agent=self.supervisor.kill,
-            open_transport=session.start,
-            close_transport=session.stop,
-            rooms=session.rooms,
-            files=agent_files(session, agent.owner, agent.id, agent.repo_path(), self.settings.files),
-            claude_settings=self.settings.agents.claude,
-            cli_uid=self.sandbox.process_uid,
-        )
-        session.attach(bot.deliver)
-        AdHocCommands(session, agent_forms(bot, self.permissions)).install()
-        token = self.permissions.register_agent(
-            agent.id, agent.owner, bot, repository=agent.repo_path(), session=lambda: agent.record.session_id
-        )
-        register_secret(token)
-        self._tokens[agent.id] = token
-        return bot
-
-    def _engine_of(self, agent_id: str) -> str | None:
-        agent = self.supervisor.get(agent_id) if self.supervisor is not None else None
-        return agent.record.backend if agent is not None else None
-
-    def _file_sender(self, agent_id: str) -> FileSender | None:
-        agent = self.supervisor.get(agent_id) if self.supervisor is not None else None
-        bot = agent.chat if agent is not None else None
-        return bot.files.sender if isinstance(bot, AgentBot) and bot.files is not None else None
-
-    def _upload_via(self, url: str) -> str:
-        """Where the service PUTs an upload slot's URL: the server's own loopback port for its public URL."""
-        files = self.settings.files
-        if files.upload_url and files.local_upload_url and url.startswith(files.upload_url):
-            return files.local_upload_url + url[len(files.upload_url):]
-        return url
+        return self.agent_host.agent_chat(agent, self.supervisor.jid_of(agent.id), password, kill_agent=self.supervisor.kill)
 
     def _agent_removed(self, agent_id: str) -> None:
-        self._tokens.pop(agent_id, None)
         if self.rooms is not None:
             self.rooms.agent_left(agent_id)
-        self.permissions.unregister_agent(agent_id, "the agent was killed")
-        # Its home and scratch directories go with it.
-        directory = AgentDirs.of(self.settings.home, agent_id).root
-        self._housekeeping.spawn(asyncio.to_thread(shutil.rmtree, directory, True), f"remove {directory}")
-
-    def _backend_spec(self, record: AgentRecord) -> BackendSpec:
-        return BackendSpec(
-            agent_id=record.id,
-            cwd=Path(record.repo),
-            session_id=record.session_id or str(uuid.uuid4()),
-            resume=record.session_started,
-            mcp_url=self.mcp.url,
-            mcp_token=self._tokens.get(record.id),
-            permission_timeout=self.settings.mcp.permission_timeout / 1000,
-            service_tools=tuple(self.mcp.tool_names),
-            env={AGENT_ID_ENV: record.id},
-            permissions=_AgentPermissions(self.permissions, record.id),
-            state_dir=self.settings.home / "agents" / record.id,
-            sandbox=self.sandbox,
-            dirs=AgentDirs.of(self.settings.home, record.id),
-            permission_mode=record.permission_mode,
-            model=record.model,
-            allow_bypass=self.settings.agents.claude.allow_bypass_permissions,
-        )
-
-
-class _AgentPermissions:
-    """One agent's PermissionAsker: engines that ask through their own protocol reach the same registry."""
-
-    def __init__(self, registry: PermissionRegistry, agent_id: str) -> None:
-        self._registry = registry
-        self._agent_id = agent_id
-
-    async def ask(self, tool_name: str, tool_input: Mapping[str, Any], tool_use_id: str | None) -> Decision:
-        return await self._registry.ask(self._agent_id, tool_name, tool_input, tool_use_id)
+        self.agent_host.agent_removed(agent_id)

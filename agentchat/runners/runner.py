@@ -13,28 +13,21 @@ import asyncio
 import logging
 import os
 import signal
-import uuid
-from pathlib import Path
 
 from agentchat import __version__
+from agentchat.agent_host import AgentHost, register_environment_secrets
 from agentchat.agents.agent import Agent
-from agentchat.agents.backends.base import BackendSpec
 from agentchat.agents.backends.factory import available_backends, create_backend
 from agentchat.agents.repos import list_repositories
-from agentchat.agents.supervisor import AGENT_ID_ENV
-from agentchat.app import _SECRET_ENV_NAME, _SECRET_MIN_LENGTH
 from agentchat.bots.agent.bot import AgentBot
 from agentchat.chat.port import Inbound, Outbound, Release
 from agentchat.config import Settings
 from agentchat.errors import AgentChatError, ConfigError
 from agentchat.logs import register_secret
-from agentchat.permissions.audit import AuditLog
-from agentchat.permissions.mcp_server import PermissionMcpServer
-from agentchat.permissions.registry import PermissionRegistry
 from agentchat.runners import protocol as p
 from agentchat.runners.hosted import HostedAgents
+from agentchat.runners.registration import JOIN_FILE
 from agentchat.store.database import StateStore
-from agentchat.store.records import AgentRecord
 from agentchat.tasks import TaskGroup
 from agentchat.xmpp.iq import IqChannel, IqFailed, IqRefused, IqRequest
 from agentchat.xmpp.scram import ScramLoginCache
@@ -70,30 +63,28 @@ class RunnerService:
         self.hub_jid = (runner.hub or f"manager@{domain}").lower()
         password = runner.password.get_secret_value()
         register_secret(password)
-        for environment in (os.environ, settings.agents.claude.env,
-                            *(backend.env for backend in settings.agents.command_backends.values())):
-            for key, value in environment.items():
-                if _SECRET_ENV_NAME.search(key) and len(value) >= _SECRET_MIN_LENGTH:
-                    register_secret(value)
+        register_environment_secrets(settings, os.environ)
         self.store = StateStore(settings.home / "state.db")
-        self.permissions = PermissionRegistry(settings.mcp.permission_timeout / 1000, AuditLog(settings.home / "audit.jsonl"))
-        self.mcp = PermissionMcpServer(self.permissions, host=settings.mcp.host, port=settings.mcp.port)
+        # The agents' side as on the hub: the same sandbox, permission endpoint, files and forms.
+        self.agent_host = AgentHost(settings, self.store, lookup=self._lookup,
+                                    secret_files=[settings.home / JOIN_FILE])  # fmt: skip
+        self.permissions = self.agent_host.permissions
+        self.mcp = self.agent_host.mcp
         self.agents = HostedAgents(
             store=self.store,
             base_path=settings.work.base_path,
             backends=lambda: available_backends(settings.agents),
             chat_factory=self._agent_chat,
             backend_factory=lambda kind, spec: create_backend(kind, spec, settings.agents),
-            spec_factory=self._backend_spec,
+            spec_factory=self.agent_host.backend_spec,
             max_concurrent=settings.agents.max_concurrent,
             idle_timeout=settings.agents.idle_timeout / 1000,
             login_cache=ScramLoginCache(),
-            on_agent_removed=lambda agent_id: self.permissions.unregister_agent(agent_id, "the agent was killed"),
+            on_agent_removed=self.agent_host.agent_removed,
         )
         # Its own link is checked often: the hub's requests come over it, and its return wakes the agents' links.
         self.session = XmppSession(self.jid, password, settings.xmpp, keepalive_interval=RUNNER_KEEPALIVE)
         self.channel = IqChannel(self.session.client, p.NAMESPACE)
-        self._tokens: dict[str, str] = {}
         self._sessions: dict[str, XmppSession] = {}  # the agents'
         self._told: set[str] = set()
         self._tasks = TaskGroup(f"runner:{self.name}")
@@ -108,8 +99,9 @@ class RunnerService:
         return f"{self.hub_jid}/agentchat"
 
     async def start(self) -> None:
+        await self.agent_host.open_sandbox()
         await self.store.open()
-        await self.mcp.start()
+        await self.agent_host.start_endpoint()
         log.info("Runner %s: permission endpoint on %s", self.name, self.mcp.url)
         self.channel.serve(self._serve)
         self.session.attach(self._deliver, on_online=self._online)
@@ -139,7 +131,7 @@ class RunnerService:
         await self._tasks.cancel_all()
         await self.channel.close()
         await self.session.stop()
-        await self.mcp.stop()
+        await self.agent_host.close()
         await self.store.close()
         log.info("Runner %s stopped", self.name)
 
@@ -266,7 +258,6 @@ class RunnerService:
         if op is p.Op.KILL:
             kill = p.decode(p.KillAgent, request.body)
             existed = await self.agents.kill(kill.agent_id)
-            self._tokens.pop(kill.agent_id, None)
             self._sessions.pop(kill.agent_id, None)
             log.info("Runner %s: agent %s ended by %s", self.name, kill.agent_id, kill.ended_by)
             return p.encode(p.AgentKilled(existed=existed))
@@ -302,17 +293,16 @@ class RunnerService:
             max_concurrent=self.settings.agents.max_concurrent, load=os.getloadavg()[0], cpus=os.cpu_count() or 1,
         )  # fmt: skip
 
-    # wiring (as agentchat.app.Service does for the hub's own agents)
+    # wiring (agentchat.agent_host, as for the hub's own agents)
+
+    def _lookup(self, agent_id: str) -> Agent | None:
+        return self.agents.get(agent_id)
 
     def _agent_chat(self, agent: Agent, password: str) -> AgentBot:
-        session = XmppSession(f"{agent.id}@{self.jid.partition('@')[2]}", password, self.settings.xmpp)
-        bot = AgentBot(agent, session, permissions=self.permissions, store=self.store, kill_agent=self._ask_hub_to_end,
-                       open_transport=session.start, close_transport=session.stop)  # fmt: skip
-        session.attach(bot.deliver)
-        self._sessions[agent.id] = session
-        token = self.permissions.register_agent(agent.id, agent.owner, bot)
-        register_secret(token)
-        self._tokens[agent.id] = token
+        jid = f"{agent.id}@{self.jid.partition('@')[2]}"
+        bot = self.agent_host.agent_chat(agent, jid, password, kill_agent=self._ask_hub_to_end)
+        assert isinstance(bot.transport, XmppSession)
+        self._sessions[agent.id] = bot.transport
         return bot
 
     async def _ask_hub_to_end(self, agent_id: str, ended_by: str) -> None:
@@ -325,16 +315,3 @@ class RunnerService:
             if agent is not None and agent.chat is not None:
                 await agent.chat.notify(f"⚠️ The agent could not be ended now: the hub {self.hub_jid} did not answer "
                                         f"({exc}). Try `kill {agent_id}` at the manager later.")  # fmt: skip
-
-    def _backend_spec(self, record: AgentRecord) -> BackendSpec:
-        return BackendSpec(
-            agent_id=record.id,
-            cwd=Path(record.repo),
-            session_id=record.session_id or str(uuid.uuid4()),
-            resume=record.session_started,
-            mcp_url=self.mcp.url,
-            mcp_token=self._tokens.get(record.id),
-            permission_timeout=self.settings.mcp.permission_timeout / 1000,
-            service_tools=tuple(self.mcp.tool_names),
-            env={AGENT_ID_ENV: record.id},
-        )

@@ -87,7 +87,7 @@ async def prepare_victims(settings: Settings, service: Service, bob) -> tuple[di
     }
     for name, path in targets.items():
         assert path.is_file(), f"{name}: {path} must exist outside the sandbox for the probe to mean something"
-    token = service._tokens[bob_id]
+    token = service.agent_host.tokens[bob_id]
     # The token is on no disk at all: it reaches bob's CLI through a memory file copied into its sandbox.
     # (Other runs on this machine may have left /tmp/agentchat-claude-* of older versions behind.)
     places = [*home.rglob("*"), *Path("/tmp").glob("agentchat-claude-*/*")]

@@ -68,7 +68,7 @@ async def test_tokens_reach_their_own_agent_only_and_die_with_it(prosody, user_c
         alices_id, alices_agent = await create_agent(alice, manager)
         bobs_id, bobs_agent = await create_agent(bob, manager, repo="web")
         url = service.mcp.url
-        alices_token, bobs_token = service._tokens[alices_id], service._tokens[bobs_id]
+        alices_token, bobs_token = service.agent_host.tokens[alices_id], service.agent_host.tokens[bobs_id]
 
         # No token, a wrong one, a token with a different scheme, a hundred guesses: all 401.
         for token in (None, "wrong", alices_token[:-1], alices_token + "x", *(f"guess-{n}" for n in range(100))):

@@ -93,7 +93,7 @@ async def test_no_secret_in_logs_chats_or_audit(
         alice = await user_client("alice")
         bob = await user_client("bob")
         agent_id, agent = await create_agent(alice, manager, task="hello")
-        tokens.update(service._tokens.values())
+        tokens.update(service.agent_host.tokens.values())
         await alice.expect("✅ Done", from_=agent, timeout=20)
 
         target = work / "api" / "secret-test.txt"
@@ -106,7 +106,7 @@ async def test_no_secret_in_logs_chats_or_audit(
         crashed = await alice.expect("💥", from_=agent, timeout=20)
         await alice.send(agent, "after the crash")  # a new process, with a new token
         await alice.expect("MOCK_REPLY: after the crash", from_=agent, timeout=20)
-        tokens.update(service._tokens.values())
+        tokens.update(service.agent_host.tokens.values())
 
         await bob.send(agent, "let me in")
         await bob.expect("only talks to its owner", from_=agent)

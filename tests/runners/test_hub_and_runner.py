@@ -4,6 +4,7 @@ agent answers from the runner; only the hub commands a runner and only registere
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from pathlib import Path
@@ -12,8 +13,9 @@ import pytest
 
 from agentchat.errors import StateError
 from agentchat.runners import protocol as p
-from agentchat.runners.registration import Registered, list_runners, remove_runner
+from agentchat.runners.registration import JOIN_FILE, Registered, list_runners, remove_runner
 from agentchat.xmpp.iq import IqChannel, IqRefused
+from tests.faults.test_agent_isolation import PROBE_BACKEND, probe_script
 from tests.support.runners import create_on, register, running_runner, runner_settings
 from tests.support.service import make_repositories, running_service, service_settings
 
@@ -48,6 +50,12 @@ async def test_an_agent_on_a_runner_answers_and_the_manager_knows_where_it_runs(
             await alice.send(manager, "repos")
             repos = (await alice.expect("Repositories", from_=manager)).body
             assert "laptop:api (git)" in repos and "laptop:site" in repos, repos
+            # Rooms are the hub's: the runner's agent cannot sit in one, and the manager says why.
+            await alice.send(manager, "room new team")
+            await alice.expect("Room team created", from_=manager, timeout=10)
+            await alice.send(manager, f"room invite {agent_id} team")
+            refusal = (await alice.expect("cannot join rooms", from_=manager, timeout=10)).body
+            assert f"{agent_id} runs on laptop" in refusal, refusal
             with pytest.raises(StateError, match=f"still runs {agent_id}"):
                 await remove_runner(hub.model_copy(deep=True), "laptop")
             await alice.send(manager, f"kill {agent_id}")
@@ -106,3 +114,28 @@ async def test_only_registered_runners_are_heard_and_only_the_hub_commands_a_run
             await alice.send(hub.manager_jid, "runners")
             machines = (await alice.expect("Machines", from_=hub.manager_jid, timeout=10)).body
             assert "first — online" in machines and "second — online" in machines and "fake" not in machines
+
+
+async def test_an_agent_on_a_runner_is_confined_as_on_the_hub(prosody, user_client, tmp_path: Path) -> None:
+    """The runner's own secrets (its join file with its password, its state) are out of its agents' reach."""
+    hub = service_settings(prosody, tmp_path / "hub")
+    make_repositories(hub.work.base_path)
+    async with running_service(hub):
+        registered = await register(hub, "laptop")
+        home = tmp_path / "laptop"
+        home.mkdir()
+        (home / JOIN_FILE).write_text(json.dumps({"password": registered.password}))
+        settings = runner_settings(prosody, home, registered, agents={"commandBackends": PROBE_BACKEND})
+        async with running_runner(settings) as runner:
+            assert runner.agent_host.sandbox.enabled, runner.agent_host.sandbox.summary()
+            alice = await user_client("alice")
+            _, probe = await create_on(alice, hub.manager_jid, "laptop", kind="probe")
+            targets = {"runner.json": home / JOIN_FILE, "state.db": home / "state.db",
+                       "audit.jsonl": home / "audit.jsonl", "other-repo": settings.work.base_path / "site" / "README.md"}
+            (home / "audit.jsonl").touch()
+            (settings.work.base_path / "site" / "README.md").write_text("another repository\n")
+            await alice.send(probe, probe_script({name: path for name, path in targets.items()}, "no-such-token"))
+            output = (await alice.expect("READ own-repo", from_=probe, timeout=30)).body
+        for name in targets:
+            assert f"DENIED {name}" in output, f"{name}:\n{output}"
+        assert registered.password not in output

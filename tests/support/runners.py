@@ -52,13 +52,14 @@ async def running_runner(settings: Settings) -> AsyncIterator[RunnerService]:
 
 
 async def create_on(client: Any, manager_jid: str, machine: str, repo: str = "api", task: str = "skip",
-                    timeout: float = 30) -> tuple[str, str]:
-    """Walk `new` choosing the machine first (there are runners); returns (agent id, agent JID)."""
+                    timeout: float = 30, kind: str = "1") -> tuple[str, str]:
+    """Walk `new` choosing the machine first (there are runners; ``kind``: the type's number or name);
+    returns (agent id, agent JID)."""
     await client.send(manager_jid, "new")
     await client.expect("Which machine?", from_=manager_jid)
     await client.send(manager_jid, machine)
     await client.expect("Which type?", from_=manager_jid)
-    await client.send(manager_jid, "1")
+    await client.send(manager_jid, kind)
     await client.expect("Which repository?", from_=manager_jid)
     await client.send(manager_jid, repo)
     await client.expect("first task", from_=manager_jid)

@@ -420,8 +420,8 @@ class AgentBot:
             await self._on_reaction(inbound)
             return False
         if inbound.invite is not None or inbound.kind is MessageKind.GROUPCHAT:
-            await self.say("🚪 This agent talks in this chat only: rooms are not supported here, so the invitation "
-                           "or room message was not passed on.")
+            await self.say(f"🚪 An agent joins a room through the manager: `room invite {self.agent.id} <room>` "
+                           "there (an invitation sent to the agent itself is not followed).")
             return False
         if inbound.replaces is not None:
             await self._correct(inbound)

@@ -27,6 +27,7 @@ import logging
 import re
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -106,6 +107,8 @@ class RoomBot:
         self.service = service
         self._ready = ready
         self.rooms: dict[str, Room] = {}
+        # Which runner an agent runs on (None: not a runner's): set by the service once its hub exists.
+        self.runner_of: Callable[[str, str], str | None] = lambda agent_id, owner: None
         self.conversations = Conversations(BOT, store, self._handle, log=lambda room: HistoryLog(f"room:{room}"))
         self._seen_saver: asyncio.Task[None] | None = None
         rooms.history_since = self._history_since
@@ -192,6 +195,10 @@ class RoomBot:
             room.agents.add(agent.id)
             await self._seat(room, agent.id)
             return f"{agent.id} joined {room.name}; mention it there (@{agent.id}) to give it a task."
+        runner = self.runner_of(who, by)
+        if runner is not None:
+            raise RoomError(f"{who} runs on {runner}: agents on other machines cannot join rooms yet "
+                            "(only the hub's own agents can)")
         person = who.strip().lower()
         if "@" not in person or "/" in person or " " in person:
             raise RoomError(f"{who!r} is neither one of your agents nor a JID like bob@example.org")
