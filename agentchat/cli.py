@@ -252,8 +252,9 @@ _JID = re.compile(r"^([^@/\s]+)(?:@([^@/\s]+))?$")
 
 
 async def user_add(settings: Settings, jid: str, password: str | None) -> int:
-    from agentchat.embedded_setup import add_user
+    from agentchat.embedded_setup import add_user, adopt_embedded_endpoints
 
+    await adopt_embedded_endpoints(settings)  # the domain a running `start --domain` serves
     match = _JID.match(jid.strip())
     if not match:
         raise ConfigError(f"{jid!r} is not a JID: use user@{settings.xmpp.domain}")

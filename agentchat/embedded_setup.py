@@ -206,6 +206,19 @@ async def introduce_manager(provisioner: AdminRestProvisioner, settings: Setting
     await introduce(provisioner, user_jid, settings.manager_jid, MANAGER_CONTACT_NAME)
 
 
+async def adopt_embedded_endpoints(settings: Settings) -> None:
+    """What a running (or last run) embedded server said of itself: its admin API, its domain (`start
+    --domain`) and c2s port, for the commands run beside it; what the config or environment sets wins."""
+    endpoints = await asyncio.to_thread(_read_json, run_dir(settings) / ENDPOINTS_FILE)
+    if settings.provisioning.admin_rest_url is None and isinstance(endpoints.get("adminRestUrl"), str):
+        settings.provisioning.admin_rest_url = str(endpoints["adminRestUrl"])
+    if "domain" not in settings.xmpp.model_fields_set and isinstance(endpoints.get("domain"), str):
+        settings.xmpp.domain = str(endpoints["domain"])
+    port = endpoints.get("c2sPort")
+    if "port" not in settings.xmpp.model_fields_set and isinstance(port, int):
+        settings.xmpp.port = port
+
+
 async def add_user(settings: Settings, username: str, password: str) -> str | None:
     """`agentchat user add`: create (or reset) an account on the embedded Prosody and put the manager
     into its roster, through the running server's mod_admin_rest.
@@ -225,10 +238,7 @@ async def add_user(settings: Settings, username: str, password: str) -> str | No
     if settings.xmpp.admin_password is None:
         await prosodyctl_register(config_path, username, settings.xmpp.domain, password)
         return "no admin password is known here (xmpp.adminPassword)"
-    if settings.provisioning.admin_rest_url is None:  # where the running server said it listens
-        endpoints = await asyncio.to_thread(_read_json, params_dir / ENDPOINTS_FILE)
-        if isinstance(endpoints.get("adminRestUrl"), str):
-            settings.provisioning.admin_rest_url = str(endpoints["adminRestUrl"])
+    await adopt_embedded_endpoints(settings)  # where the running server said it listens
     jid = f"{username}@{settings.xmpp.domain}"
     async with admin_provisioner(settings) as provisioner:
         try:

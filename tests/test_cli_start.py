@@ -153,6 +153,19 @@ async def test_user_add_prints_a_working_password_and_the_manager_is_a_contact(t
         await running.stop()
 
 
+async def test_user_add_beside_a_server_started_with_domain_uses_its_domain(tmp_path: Path) -> None:
+    """`start --embedded-prosody --domain chat.test`, then `user add dave` in another terminal (no flag, no
+    XMPP_DOMAIN): the account is made on the domain the server serves, with the manager in its contacts."""
+    running = await start_embedded(tmp_path, "--domain", "chat.test")
+    try:
+        out = await user_add(tmp_path, "dave", running.port)
+        assert "Created dave@chat.test" in out and "manager@chat.test is in its contacts" in out, out
+        password = re.search(r"password: (\S+)", out).group(1)  # type: ignore[union-attr]
+        assert "help" in await ask_manager_help("127.0.0.1", running.port, "dave@chat.test", password, home=tmp_path)
+    finally:
+        assert await running.stop() == 0
+
+
 class CommandLines:
     """Every command line on the machine, polled from /proc while it runs (what `ps` would show)."""
 

@@ -59,7 +59,7 @@ class Registered:
 
 
 async def _hub_provisioner(settings: Settings) -> Provisioner:
-    from agentchat.embedded_setup import ENDPOINTS_FILE, _read_json, run_dir
+    from agentchat.embedded_setup import _read_json, adopt_embedded_endpoints
     from agentchat.server.embedded import SECRETS_FILE
 
     if settings.provisioning.method != "admin_rest":
@@ -71,15 +71,7 @@ async def _hub_provisioner(settings: Settings) -> Provisioner:
             settings.xmpp.admin_password = SecretStr(stored)
     if settings.xmpp.admin_password is None:
         raise ConfigError("xmpp.adminPassword is not set (and no embedded server's is kept here): set XMPP_ADMIN_PASSWORD")
-    # Where a running embedded server said it listens, and for which domain (`start --domain`).
-    endpoints = await asyncio.to_thread(_read_json, run_dir(settings) / ENDPOINTS_FILE)
-    if settings.provisioning.admin_rest_url is None and isinstance(endpoints.get("adminRestUrl"), str):
-        settings.provisioning.admin_rest_url = str(endpoints["adminRestUrl"])
-    if "domain" not in settings.xmpp.model_fields_set and isinstance(endpoints.get("domain"), str):
-        settings.xmpp.domain = str(endpoints["domain"])
-    port = endpoints.get("c2sPort")
-    if "port" not in settings.xmpp.model_fields_set and isinstance(port, int):
-        settings.xmpp.port = port
+    await adopt_embedded_endpoints(settings)  # where a running embedded server listens, for which domain
     return AdminRestProvisioner(settings.admin_rest_url, settings.xmpp.domain, settings.xmpp.admin_jid,
                                 settings.xmpp.admin_password.get_secret_value())  # fmt: skip
 
