@@ -248,3 +248,44 @@ async def test_the_real_cli_and_command_agents_in_one_room_answered_by_reply_and
             assert (work / "api" / "two.txt").read_text() == "2\n"
         # Only the agent mentioned answered each line: the shouters never saw the Write requests.
         assert not any("WRITE ONE" in m.body or "AND TWO" in m.body for m in alice.messages)
+
+
+async def test_a_file_sent_in_the_room_goes_to_the_agent_its_senders_next_line_mentions(
+    prosody, user_client, tmp_path: Path
+) -> None:
+    """Conversations sends a picture as a message of its own (the URL, XEP-0066): bob's picture waits,
+    and his next line that mentions an agent hands it over, into that agent's repository."""
+    from tests.files.test_files_in import INBOX, files_settings, png
+    from tests.harness.files import send_file_message, upload
+
+    settings = files_settings(prosody, tmp_path)
+    work = make_repositories(settings.work.base_path)
+    manager = settings.manager_jid
+    async with running_service(settings) as service:
+        alice, bob = await user_client("alice"), await user_client("bob")
+        fox, _ = await create_agent(alice, manager)
+        room = await make_room(alice, manager, "design")
+        for who in (fox, bob.bare_jid):
+            await alice.send(manager, f"room invite {who} design")
+            await alice.expect("➕", from_=manager, timeout=20)
+        await join(bob, room, "bob")
+        await wait_until(lambda: fox in service.rooms.rooms[room].agents, 10, "agent seated")  # type: ignore[union-attr]
+
+        picture = png(3, 3)
+        url = await upload(bob, "mockup.png", picture, "image/png")
+        send_file_message(bob, room, url, mtype="groupchat")
+        waiting = await alice.expect(in_room(room, "agentchat", "📎 mockup.png from bob"), timeout=20)
+        assert "next message mentions" in waiting.body, waiting.body
+        assert not (work / "api" / INBOX / "mockup.png").exists()
+        await bob.send(room, f"@{fox} does this layout work?", mtype="groupchat")
+        saved = await alice.expect(in_room(room, text="📎 Saved"), timeout=20)
+        assert f"{INBOX}/mockup.png" in saved.body and "the agent sees the picture" in saved.body
+        answer = await alice.expect(in_room(room, fox, "MOCK_REPLY"), timeout=20)
+        assert "does this layout work?" in answer.body and url not in answer.body
+        assert "bob: [file mockup.png]" in answer.body  # the room's context names the file
+        assert f"[image image/png, {len(picture)} bytes]" in answer.body
+        assert (work / "api" / INBOX / "mockup.png").read_bytes() == picture
+        # Taken once: the next mention carries no file.
+        await bob.send(room, f"@{fox} thanks", mtype="groupchat")
+        again = await alice.expect(in_room(room, fox, "thanks"), timeout=20)
+        assert "[image" not in again.body

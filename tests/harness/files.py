@@ -23,9 +23,9 @@ async def upload(client: UserClient, name: str, data: bytes, content_type: str =
     return str(url)
 
 
-def send_file_message(client: UserClient, to: str, url: str, body: str | None = None) -> str:
-    """The message that shares ``url`` (body: the URL itself unless given); its id."""
-    message: slixmpp.Message = client.xmpp.make_message(mto=to, mbody=body if body is not None else url, mtype="chat")
+def send_file_message(client: UserClient, to: str, url: str, body: str | None = None, mtype: str = "chat") -> str:
+    """The message that shares ``url`` (body: the URL itself unless given; ``mtype`` groupchat in a room); its id."""
+    message: slixmpp.Message = client.xmpp.make_message(mto=to, mbody=body if body is not None else url, mtype=mtype)
     oob = ET.SubElement(message.xml, f"{{{NS_OOB}}}x")
     ET.SubElement(oob, f"{{{NS_OOB}}}url").text = url
     message.send()

@@ -28,16 +28,19 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
 from agentchat.agents.agent import Agent
+from agentchat.agents.backends.base import TurnImage
 from agentchat.agents.supervisor import AgentSupervisor
 from agentchat.bots.room.mentions import mentioned
 from agentchat.chat.inbox import Conversations, HistoryLog, Received
-from agentchat.chat.port import ChatTransport, Inbound, MessageKind, Outbound, Release
+from agentchat.chat.port import Attachment, ChatTransport, Inbound, MessageKind, Outbound, Release
 from agentchat.chat.quoting import split_leading_quote
 from agentchat.config import RoomSettings
+from agentchat.files.intake import FileIntake
 from agentchat.errors import AgentChatError, StateError
 from agentchat.permissions.registry import AnswerStatus, PermissionRegistry
 from agentchat.permissions.replies import looks_like_reply
@@ -59,6 +62,7 @@ THUMBS_UP = {"👍", "👍🏻", "👍🏼", "👍🏽", "👍🏾", "👍🏿",
 THUMBS_DOWN = {"👎", "👎🏻", "👎🏼", "👎🏽", "👎🏾", "👎🏿", "❌"}
 MODES = ("mentions", "all")
 PROMPT_POLICIES = ("owner", "admins")
+FILES_WAIT = 600  # s a file sent with no agent named waits for its sender's next mention
 
 
 @dataclass
@@ -78,6 +82,9 @@ class Room:
     prompts_shown: dict[str, tuple[str, str]] = field(default_factory=dict)
     refused: set[tuple[str, str]] = field(default_factory=set)  # (sender, request id) told no once
     said_limit_at: float = float("-inf")
+    # Files a person sent with no agent named (as Conversations sends them: a message of their own),
+    # for the agents their next line mentions: person -> (when, the files).
+    files_waiting: dict[str, tuple[float, tuple[Attachment, ...]]] = field(default_factory=dict)
 
     def can_manage(self, person: str) -> bool:
         return person == self.owner
@@ -266,7 +273,10 @@ class RoomBot:
     async def _read(self, room: Room, inbound: Inbound) -> None:
         author_agent = self._agent_behind(room, inbound)
         if inbound.raw_body and not inbound.transient:  # status lines are no context for anyone
-            room.recent.append(f"{inbound.nick}: {inbound.text}")
+            line = inbound.text
+            for attachment in inbound.attachments:  # a file is context by its name, not its URL
+                line = line.replace(attachment.url, f"[file {_file_name(attachment.url)}]")
+            room.recent.append(f"{inbound.nick}: {line}")
         if author_agent is not None:
             await self._agent_line(room, author_agent, inbound)
             return
@@ -278,8 +288,22 @@ class RoomBot:
         targets = mentioned(inbound.text, room.agents, inbound.mentions)
         if not targets and room.mode == "all":
             targets = sorted(room.agents)
+        files = self._files_for(room, person, inbound)
+        if files and not targets:
+            room.files_waiting[person or inbound.nick] = (time.monotonic(), files)
+            names = ", ".join(_file_name(f.url) for f in files)
+            await self._say(room, f"📎 {names} from {inbound.nick}: for the agent your next message mentions "
+                                  f"(@{min(room.agents) if room.agents else 'agent'} …), within "
+                                  f"{FILES_WAIT // 60} minutes.")
+            return
         for agent_id in targets:
-            await self._hand_to(room, agent_id, inbound, who=inbound.nick, chain=0)
+            await self._hand_to(room, agent_id, inbound, who=inbound.nick, chain=0, files=files)
+
+    def _files_for(self, room: Room, person: str | None, inbound: Inbound) -> tuple[Attachment, ...]:
+        """The files this line carries, after those its author sent before it (not too long ago)."""
+        waiting = room.files_waiting.pop(person or inbound.nick, None)
+        earlier = waiting[1] if waiting is not None and time.monotonic() - waiting[0] <= FILES_WAIT else ()
+        return (*earlier, *inbound.attachments)
 
     def _agent_behind(self, room: Room, inbound: Inbound) -> Agent | None:
         """The agent that wrote a line (its nick, and its account behind it when the room shows it)."""
@@ -325,12 +349,24 @@ class RoomBot:
         for target in targets:
             await self._hand_to(room, target, inbound, who=agent.id, chain=chain)
 
-    async def _hand_to(self, room: Room, agent_id: str, inbound: Inbound, *, who: str, chain: int) -> None:
+    async def _hand_to(self, room: Room, agent_id: str, inbound: Inbound, *, who: str, chain: int,
+                       files: tuple[Attachment, ...] = ()) -> None:
         agent = self._supervisor.get(agent_id)
         if agent is None:
             return
+        said = inbound.text
+        images: tuple[TurnImage, ...] = ()
+        intake = getattr(getattr(agent.chat, "files", None), "intake", None)
+        if files and isinstance(intake, FileIntake):
+            # Into this agent's repository, as its owner's files go (each refusal one line in the room).
+            taken = await intake.take(replace(inbound, attachments=files), said, lambda line: self._say(room, line))
+            if taken is None:
+                return
+            said, images = taken.text, taken.images
+        elif files:
+            await self._say(room, f"⛔ {agent_id} takes no files here (no upload service is configured).")
         context = [line for line in list(room.recent)[-(self._settings.context_lines + 1):-1]]
-        text = f"[Room {room.name}] {who} wrote:\n{inbound.text}"
+        text = f"[Room {room.name}] {who} wrote:\n{said}"
         if context:
             text += "\n\n(The room's last lines before it:\n" + "\n".join(context) + ")"
         text += "\n\nYour answer goes to the room."
@@ -339,7 +375,7 @@ class RoomBot:
         except StateError as exc:
             log.error("room %s: a turn for %s kept in memory only: %s", room.name, agent.id, exc)
             record_id = None
-        agent.submit(text, record_id, origin=room.jid, chain=chain)
+        agent.submit(text, record_id, origin=room.jid, chain=chain, images=images)
 
     async def _prompt_answer(self, room: Room, inbound: Inbound, person: str | None) -> bool:
         """Whether the line answered (or tried to answer) a prompt shown in this room."""
@@ -463,3 +499,8 @@ class RoomBot:
             await target.chat.notify(f"📨 From {sender.id}: {text}")
         target.submit(body, record_id, chain=chain)
 
+
+def _file_name(url: str) -> str:
+    """A file's name as its upload URL shows it, for a chat line (printable, short)."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    return "".join(char for char in name if char.isprintable())[:60] or "a file"
