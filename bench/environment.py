@@ -29,6 +29,12 @@ from tests.support.service import make_repositories
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def agent_sandbox() -> dict[str, Any]:
+    """As in production, agents run sandboxed (on the hub and on runners): they must see the echo backend
+    (which uses the fake CLI's MCP client) and Python."""
+    return {"readOnly": [str(ROOT / "bench"), str(ROOT / "tests" / "support"), os.path.realpath(sys.base_prefix)]}
+
+
 @dataclass
 class BenchEnv:
     prosody: ProsodyServer
@@ -105,9 +111,7 @@ class BenchEnv:
                 "maxConcurrent": max_concurrent,
                 "idleTimeout": idle_timeout_ms,
                 "claude": {"path": str(self.backend), "env": {"HOME": str(home / "claude-home")}},
-                # As in production, agents run sandboxed: they must see the echo backend (which uses
-                # the fake CLI's MCP client) and Python.
-                "sandbox": {"readOnly": [str(ROOT / "bench"), str(ROOT / "tests" / "support"), os.path.realpath(sys.base_prefix)]},
+                "sandbox": agent_sandbox(),
             },
             "provisioning": {"method": "admin_rest", "adminRestUrl": prosody.admin_rest_url},
             "prosody": {"serviceJidsFile": str(prosody.service_jids.path)},

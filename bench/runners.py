@@ -25,7 +25,7 @@ from typing import Any
 from agentchat.config import Settings
 from agentchat.runners.registration import add_runner
 from bench.client import BenchClient
-from bench.environment import BenchEnv, ServiceProcess
+from bench.environment import BenchEnv, ServiceProcess, agent_sandbox
 from bench.stats import summarize
 from tests.support.service import make_repositories
 
@@ -49,7 +49,8 @@ def _runner_settings(env: BenchEnv, home: Path, jid: str, password: str, hub: st
         "mcp": {"port": 0, "permissionTimeout": 60_000},
         "work": {"basePath": str(work)},
         "agents": {"maxConcurrent": 50, "idleTimeout": 5_000,
-                   "claude": {"path": str(env.backend), "env": {"HOME": str(home / "claude-home")}}},
+                   "claude": {"path": str(env.backend), "env": {"HOME": str(home / "claude-home")}},
+                   "sandbox": agent_sandbox()},
         "logging": {"level": "INFO"},
     }  # fmt: skip
 

@@ -254,19 +254,3 @@ async def test_a_command_backend_is_an_agent_too(prosody, user_client, tmp_path:
         await alice.expect("HELLO THERE", from_=agent, timeout=20)
         await alice.expect("✅ Done", from_=agent, timeout=20)
 
-
-async def test_an_invitation_sent_to_the_agent_itself_points_to_the_manager(prosody, user_client, tmp_path: Path) -> None:
-    """Gajim's "Invite" in a room sends the agent a XEP-0249 invitation; the agent says how it joins instead."""
-    import slixmpp.xmlstream
-
-    settings = service_settings(prosody, tmp_path)
-    make_repositories(settings.work.base_path)
-    async with running_service(settings):
-        alice = await user_client("alice")
-        agent_id, agent = await create_agent(alice, settings.manager_jid)
-        invitation = alice.xmpp.make_message(mto=agent, mtype="normal")
-        invitation.append(slixmpp.xmlstream.ET.fromstring(
-            f"<x xmlns='jabber:x:conference' jid='team@rooms.{prosody.domain}' reason='join us'/>"))
-        invitation.send()
-        answer = (await alice.expect("🚪", from_=agent, timeout=10)).body
-        assert f"room invite {agent_id} <room>" in answer, answer
