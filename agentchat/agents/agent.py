@@ -124,7 +124,7 @@ class _QueuedMessage:
     # How many agents handed it on before it reached this one (0: a person wrote it); limits loops.
     chain: int = 0
     state: TurnState = TurnState.SUBMITTED
-    images: tuple[TurnImage, ...] = ()  # pictures that came with it (kept in memory only)
+    images: tuple[TurnImage, ...] = ()  # pictures that came with it (read again from their saved files at a restart)
 
 
 @dataclass(frozen=True)
@@ -223,19 +223,32 @@ class Agent:
         unhandled: list[InboundMessage] = []
         for message in pending if pending is not None else await self._store.pending_inbound(self.id):
             if message.state is MessageState.QUEUED:
-                self._queue.put_nowait(_QueuedMessage(message.id, message.body, message.message_id,
-                                                      origin=self._origin_of(message)))
+                self._queue.put_nowait(await self._requeued(message))
             elif message.state in (MessageState.RUNNING, MessageState.INTERRUPTED):
                 if self.interrupted is not None and self.interrupted.inbound_id is not None:
                     await self._set_state(self.interrupted.inbound_id, MessageState.DONE)  # only the last one
-                self.interrupted = _QueuedMessage(message.id, message.body, message.message_id,
-                                                  origin=self._origin_of(message))
+                self.interrupted = await self._requeued(message)
                 if message.state is MessageState.RUNNING:
                     await self._set_state(message.id, MessageState.INTERRUPTED)
             else:
                 unhandled.append(message)
         if unhandled and self.chat is not None:
             self.chat.recover_unhandled(unhandled)
+
+    async def _requeued(self, message: InboundMessage) -> _QueuedMessage:
+        """A message of a previous run, as the agent was to get it: with its files taken, their text and
+        the pictures read again from where they were saved (one that is gone is a path only)."""
+        images: list[TurnImage] = []
+        for media_type, path in message.turn_images:
+            try:
+                data = await asyncio.to_thread((self.repo_path() / path).read_bytes)
+            except OSError as exc:
+                log.warning("agent %s: the picture %s is gone: %s", self.id, path, exc)
+                continue
+            images.append(TurnImage(media_type, data, path))
+        text = message.turn_text if message.turn_text is not None else message.body
+        return _QueuedMessage(message.id, text, message.message_id, origin=self._origin_of(message),
+                              images=tuple(images))
 
     async def start(self) -> None:
         """Start taking turns; tell the owner about a turn a restart cut."""
@@ -271,10 +284,14 @@ class Agent:
     # what the chat side calls
 
     def submit(self, text: str, record_id: int | None, message_id: str | None = None, *,
-               origin: str | None = None, chain: int = 0, images: tuple[TurnImage, ...] = ()) -> Submitted:
+               origin: str | None = None, chain: int = 0, images: tuple[TurnImage, ...] = (),
+               files_taken: bool = False) -> Submitted:
         """Queue a message (already recorded by the chat side) for the next turn. ``origin``: the room it
         came from (its answers go there); ``chain``: how many agents handed it on before; ``images``:
-        pictures that came with it."""
+        pictures that came with it; ``files_taken``: its files were saved, so ``text`` is not its recorded
+        body (the record learns it, for a restart)."""
+        if files_taken and record_id is not None:
+            self._writes.spawn(self._record_turn(record_id, text, images), f"turn:{record_id}")
         ahead = self._queue.qsize()
         busy = self.in_turn or self.waiting_for_slot
         message = _QueuedMessage(record_id, text, message_id, origin=origin, chain=chain, images=images)
@@ -569,6 +586,12 @@ class Agent:
             self._apply_status(AgentStatus.WAITING if waiting else AgentStatus.WORKING)
             if self._running is not None:
                 self._tell_turn(self._running, TurnState.INPUT_REQUIRED if waiting else TurnState.WORKING, detail)
+
+    async def _record_turn(self, record_id: int, text: str, images: tuple[TurnImage, ...]) -> None:
+        try:
+            await self._store.set_inbound_turn(record_id, text, [(image.media_type, image.path) for image in images])
+        except StateError as exc:
+            log.error("agent %s: %s", self.id, exc)
 
     def _write_state(self, record_id: int, state: MessageState) -> None:
         self._writes.spawn(self._set_state(record_id, state), f"{state.value}:{record_id}")

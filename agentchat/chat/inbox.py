@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from agentchat.chat.dedup import identity_of
-from agentchat.chat.port import Inbound, Release
+from agentchat.chat.port import Attachment, Inbound, Release
 from agentchat.errors import StateError
 from agentchat.store.records import Arrival, InboundMessage
 
@@ -100,7 +100,8 @@ class Inbox:
         """Messages a previous run recorded but never handled: they go first, in their order."""
         for message in messages:
             inbound = Inbound(sender=message.peer, text=message.body, raw_body=message.body,
-                              message_id=message.message_id, received_at=message.received_at)
+                              message_id=message.message_id, received_at=message.received_at,
+                              attachments=tuple(Attachment(url) for url in message.attachments))
             self._enqueue(_Item(inbound, None, recovered=message))
 
     def _enqueue(self, item: _Item) -> None:
@@ -198,6 +199,7 @@ def _arrival(inbound: Inbound, log: HistoryLog | None = None) -> Arrival:
         text_key=identity.text_key,
         resent_at=identity.resent_at,
         received_at=inbound.received_at,
+        attachments=tuple(attachment.url for attachment in inbound.attachments),
     )
 
 

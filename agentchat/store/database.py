@@ -14,6 +14,7 @@ round trip here.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sqlite3
@@ -38,7 +39,7 @@ PRUNE_EVERY = 1000
 RESENT_SLACK = 5.0
 Statement = tuple[str, Sequence[object]]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agents (
@@ -66,7 +67,9 @@ CREATE TABLE IF NOT EXISTS inbound (
     message_id TEXT,
     body TEXT NOT NULL,
     state TEXT NOT NULL,
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    attachments TEXT,  -- JSON: the files' URLs it carried (XEP-0066), for a restart before they were taken
+    turn TEXT  -- JSON {"text", "images": [[type, path]]}: what the agent gets, when files made it other than body
 );
 CREATE INDEX IF NOT EXISTS inbound_pending ON inbound(bot, state);
 CREATE INDEX IF NOT EXISTS inbound_message ON inbound(bot, peer, message_id);
@@ -134,6 +137,8 @@ _AGENT_COLUMNS = (
 )
 # Columns added after version 3, with their type: a file of an older version gets them at open.
 _ADDED_AGENT_COLUMNS = (("permission_mode", "TEXT"), ("model", "TEXT"), ("progress", "TEXT"))
+_ADDED_INBOUND_COLUMNS = (("attachments", "TEXT"), ("turn", "TEXT"))
+_INBOUND_COLUMNS = "id, bot, peer, message_id, body, state, received_at, attachments, turn"
 
 _SAVE_AGENT = f"INSERT OR REPLACE INTO agents ({_AGENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
@@ -172,6 +177,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         _migrate_version_1(connection)
         _migrate_version_2(connection)
         _add_agent_columns(connection)
+        _add_inbound_columns(connection)
         connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         connection.close()
@@ -248,6 +254,25 @@ def _add_agent_columns(connection: sqlite3.Connection) -> None:
     if missing:
         _in_transaction(connection, [(f"ALTER TABLE agents ADD COLUMN {name} {kind}", ()) for name, kind in missing])
         log.info("state database: agents have their %s now", ", ".join(name for name, _ in missing))
+
+
+def _add_inbound_columns(connection: sqlite3.Connection) -> None:
+    """Version 5: a message's files, and what the agent gets of it once they were taken."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(inbound)")}
+    missing = [(name, kind) for name, kind in _ADDED_INBOUND_COLUMNS if name not in columns]
+    if missing:
+        _in_transaction(connection, [(f"ALTER TABLE inbound ADD COLUMN {name} {kind}", ()) for name, kind in missing])
+        log.info("state database: messages keep their files now")
+
+
+def _inbound_row(r: Sequence[Any]) -> InboundMessage:
+    attachments = tuple(json.loads(r[7])) if r[7] else ()
+    turn = json.loads(r[8]) if r[8] else None
+    return InboundMessage(
+        r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), r[6], attachments=attachments,
+        turn_text=turn["text"] if turn else None,
+        turn_images=tuple((kind, path) for kind, path in turn["images"]) if turn else (),
+    )
 
 
 def _in_transaction(connection: sqlite3.Connection, statements: Sequence[Statement]) -> None:
@@ -410,6 +435,11 @@ class StateStore:
 
         return await self._run(insert)
 
+    async def set_inbound_turn(self, record_id: int, text: str, images: Sequence[tuple[str, str]]) -> None:
+        """What the agent gets of a message whose files were taken (the saved paths, not the URLs)."""
+        turn = json.dumps({"text": text, "images": [list(image) for image in images]})
+        await self._run(lambda c: c.execute("UPDATE inbound SET turn = ? WHERE id = ?", (turn, record_id)))
+
     async def set_inbound_state(self, record_id: int, state: MessageState) -> None:
         await self._run(lambda c: c.execute("UPDATE inbound SET state = ? WHERE id = ?", (state.value, record_id)))
 
@@ -444,21 +474,19 @@ class StateStore:
     async def pending_inbound(self, bot: str) -> list[InboundMessage]:
         """Messages to ``bot`` not yet done, oldest first."""
         rows = await self.query(
-            "SELECT id, bot, peer, message_id, body, state, received_at FROM inbound "
-            "WHERE bot = ? AND state != ? ORDER BY id",
+            f"SELECT {_INBOUND_COLUMNS} FROM inbound WHERE bot = ? AND state != ? ORDER BY id",
             (bot, MessageState.DONE.value),
         )
-        return [InboundMessage(r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), r[6]) for r in rows]
+        return [_inbound_row(r) for r in rows]
 
     async def pending_inbound_by_bot(self) -> dict[str, list[InboundMessage]]:
         """Every bot's messages not yet done, oldest first (one query for a restart's thousand agents)."""
         rows = await self.query(
-            "SELECT id, bot, peer, message_id, body, state, received_at FROM inbound WHERE state != ? ORDER BY id",
-            (MessageState.DONE.value,),
+            f"SELECT {_INBOUND_COLUMNS} FROM inbound WHERE state != ? ORDER BY id", (MessageState.DONE.value,)
         )
         pending: dict[str, list[InboundMessage]] = {}
         for r in rows:
-            pending.setdefault(r[1], []).append(InboundMessage(r[0], r[1], r[2], r[3], r[4], MessageState(r[5]), r[6]))
+            pending.setdefault(r[1], []).append(_inbound_row(r))
         return pending
 
     # the manager's dialogues
@@ -590,8 +618,9 @@ def _record_one(connection: sqlite3.Connection, bot: str, arrival: Arrival, now:
     if seen is not None:
         return None
     cursor = connection.execute(
-        "INSERT INTO inbound (bot, peer, message_id, body, state, received_at) VALUES (?,?,?,?,?,?)",
-        (bot, arrival.peer, arrival.message_id, arrival.body, MessageState.RECEIVED.value, arrival.received_at),
+        "INSERT INTO inbound (bot, peer, message_id, body, state, received_at, attachments) VALUES (?,?,?,?,?,?,?)",
+        (bot, arrival.peer, arrival.message_id, arrival.body, MessageState.RECEIVED.value, arrival.received_at,
+         json.dumps(arrival.attachments) if arrival.attachments else None),
     )
     row_id = cursor.lastrowid
     assert row_id is not None

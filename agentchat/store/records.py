@@ -67,6 +67,7 @@ class Arrival:
     log: str | None = None
     author: str | None = None
     owner: str | None = None
+    attachments: tuple[str, ...] = ()  # the files' URLs
 
 
 @dataclass
@@ -78,3 +79,7 @@ class InboundMessage:
     body: str
     state: MessageState
     received_at: float
+    attachments: tuple[str, ...] = ()  # the files' URLs it carried
+    # What the agent gets, once its files were taken: the text, and the pictures as (media type, saved path).
+    turn_text: str | None = None
+    turn_images: tuple[tuple[str, str], ...] = ()

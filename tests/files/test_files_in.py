@@ -149,3 +149,25 @@ async def test_the_real_cli_passes_the_picture_to_the_model(prosody, user_client
         assert [(i["source"]["media_type"], base64.b64decode(i["source"]["data"])) for i in images] == [("image/png", picture)]
         texts = " ".join(str(b.get("text", "")) for b in blocks if isinstance(b, dict) and b.get("type") == "text")
         assert "what is this?" in texts and f"saved at {INBOX}/square.png" in texts
+
+
+async def test_a_picture_that_waited_in_the_queue_reaches_the_agent_after_a_restart(prosody, user_client, tmp_path: Path) -> None:
+    """Sent while the agent works, so it waits; the service restarts before its turn: the agent still sees
+    the picture (read again from where it was saved), not the upload's URL."""
+    settings = files_settings(prosody, tmp_path)
+    work = make_repositories(settings.work.base_path)
+    picture = png(4, 4)
+    async with running_service(settings):
+        alice = await user_client("alice")
+        _, agent = await create_agent(alice, settings.manager_jid)
+        await alice.send(agent, "[[sleep:30]] a long job")
+        url = await upload(alice, "bug.png", picture, "image/png")
+        send_file_message(alice, agent, url)
+        await alice.expect("📎 Saved", from_=agent, timeout=20)
+        await alice.expect("⏳ Queued", from_=agent, timeout=20)
+    async with running_service(settings):
+        reply = await alice.expect(lambda m: m.body.startswith("MOCK_REPLY") and "bug.png" in m.body, timeout=30)
+        assert url not in reply.body
+        assert f"The user sent an image, saved at {INBOX}/bug.png" in reply.body
+        assert f"[image image/png, {len(picture)} bytes]" in reply.body
+        assert (work / "api" / INBOX / "bug.png").read_bytes() == picture

@@ -33,7 +33,7 @@ async def test_a_version_2_file_gets_the_columns_and_keeps_its_agents(tmp_path: 
         assert (agent.permission_mode, agent.model, agent.progress) == (None, None, None)
         agent.permission_mode, agent.model, agent.progress = "plan", "sonnet", "quiet"
         await store.save_agent(agent)
-        assert (await store.query("PRAGMA user_version"))[0][0] == SCHEMA_VERSION == 4
+        assert (await store.query("PRAGMA user_version"))[0][0] == SCHEMA_VERSION == 5
     finally:
         await store.close()
     again = StateStore(path)  # opening twice adds nothing twice

@@ -13,6 +13,7 @@ from agentchat.chat.port import Inbound
 from agentchat.store import database
 from agentchat.store.database import StateStore
 from agentchat.store.records import MessageState
+from tests.faults.support import wait_until
 
 
 def inbound(text: str = "yes", **fields: object) -> Inbound:
@@ -102,5 +103,55 @@ async def test_the_wave_1_state_file_is_migrated(tmp_path: Path) -> None:
     await store.open()
     try:
         assert len(await store.pending_inbound("swift-fox")) == 2
+    finally:
+        await store.close()
+
+
+async def test_a_messages_files_and_what_the_agent_gets_of_them_are_kept(store: StateStore) -> None:
+    """For a restart: the files' URLs from the start (they are taken again if the message was never
+    handled), and once taken, the text and the saved pictures' paths instead of the URLs."""
+    from agentchat.chat.inbox import Conversations
+    from agentchat.chat.port import Attachment
+
+    url = "https://up.example/x/shot.png"
+    [first, plain] = await record(store, inbound(url, attachments=(Attachment(url),)), inbound("no files"))
+    assert first is not None and plain is not None
+    pending = {m.id: m for m in await store.pending_inbound("swift-fox")}
+    assert pending[first].attachments == (url,) and pending[plain].attachments == ()
+    # The chat side hands a recovered message on with its files, for the intake to take again.
+    handed: list[Inbound] = []
+
+    async def handle(received) -> None:  # type: ignore[no-untyped-def]
+        handed.append(received.inbound)
+
+    Conversations("swift-fox", store, handle).recover([pending[first]])
+    await wait_until(lambda: bool(handed), 5, "the recovered message handed on")
+    assert [m.attachments for m in handed] == [(Attachment(url),)]
+
+    await store.set_inbound_turn(first, "The user sent an image, saved at .agentchat/inbox/shot.png",
+                                 [("image/png", ".agentchat/inbox/shot.png")])
+    [taken] = [m for m in await store.pending_inbound("swift-fox") if m.id == first]
+    assert taken.turn_text == "The user sent an image, saved at .agentchat/inbox/shot.png"
+    assert taken.turn_images == (("image/png", ".agentchat/inbox/shot.png"),)
+    assert taken.body == url  # the history keeps what was written
+
+
+async def test_a_version_4_file_gets_the_message_columns(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript("""
+            CREATE TABLE inbound (id INTEGER PRIMARY KEY AUTOINCREMENT, bot TEXT NOT NULL, peer TEXT NOT NULL,
+                message_id TEXT, body TEXT NOT NULL, state TEXT NOT NULL, received_at REAL NOT NULL);
+            INSERT INTO inbound VALUES (1, 'swift-fox', 'alice@x', 'm1', 'waiting', 'queued', 1);
+            PRAGMA user_version = 4;
+        """)
+        db.commit()
+    store = StateStore(path)
+    await store.open()
+    try:
+        [message] = await store.pending_inbound("swift-fox")
+        assert (message.body, message.attachments, message.turn_text) == ("waiting", (), None)
+        [(version,)] = await store.query("PRAGMA user_version")
+        assert version == database.SCHEMA_VERSION == 5
     finally:
         await store.close()

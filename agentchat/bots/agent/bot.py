@@ -458,7 +458,8 @@ class AgentBot:
             if taken is None:  # every file refused (each said why), nothing else to pass on
                 return False
             body, images = taken.text, taken.images
-        submitted = self.agent.submit(body, received.record_id, inbound.origin_id or inbound.message_id, images=images)
+        submitted = self.agent.submit(body, received.record_id, inbound.origin_id or inbound.message_id, images=images,
+                                      files_taken=bool(inbound.attachments and self.files is not None))
         await self._tell_waiting_prompt()
         if submitted.busy or submitted.ahead:
             await self._tell_queued(submitted.ahead + 1)

@@ -375,7 +375,7 @@ class RoomBot:
         except StateError as exc:
             log.error("room %s: a turn for %s kept in memory only: %s", room.name, agent.id, exc)
             record_id = None
-        agent.submit(text, record_id, origin=room.jid, chain=chain, images=images)
+        agent.submit(text, record_id, origin=room.jid, chain=chain, images=images, files_taken=bool(images))
 
     async def _prompt_answer(self, room: Room, inbound: Inbound, person: str | None) -> bool:
         """Whether the line answered (or tried to answer) a prompt shown in this room."""
