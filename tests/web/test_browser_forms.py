@@ -75,6 +75,15 @@ async def test_the_new_agent_form_creates_an_agent_and_the_agents_forms_run(web_
         row = await table.locator("tbody tr td").all_inner_texts()
         assert [row[0], *row[2:]] == [agent_id, "web", "default", agent], row
 
+        # Kill agent: the agent (a list) and a confirmation box; left unticked, nothing is killed, and
+        # Converse says "Completed" above the warning.
+        form = await converse.open_command("kill")
+        assert await form.locator("select[name=agent]").input_value() == agent_id
+        confirm = form.locator("input[type=checkbox][name=confirm]")
+        assert not await confirm.is_checked()
+        await form.locator("input[data-action=complete]").click()
+        assert await converse.completed("not killed") == f"{agent_id} was not killed: tick the confirmation to end it."
+
         # The agent took the first task, both lines of it.
         await converse.close_settings()
         await converse.open_chat(agent, agent_id)
