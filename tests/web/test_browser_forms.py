@@ -95,7 +95,7 @@ async def test_the_new_agent_form_creates_an_agent_and_the_agents_forms_run(web_
         status = (await (await converse.open_command("status")).locator(".alert").inner_text()).splitlines()
         assert status[0].startswith(f"📊 {agent_id}: "), status
         assert status[1].startswith("Repository: ") and status[1].endswith("/work/web"), status
-        assert "Pending prompts: none" in status and status[-1].startswith("Progress: status"), status
+        assert "Pending prompts: none" in status and status[-1].startswith("Progress: "), status
         form = await converse.open_command("progress")
         choice = form.locator("select[name=progress]")
         assert await choice.input_value() == "auto"
