@@ -71,19 +71,24 @@ class AdHocCommands:
             return None
         return command.name, partial(self._start, command), None, SESSION_TIMEOUT
 
-    def _items(self, jid: JID, _node: str, _ifrom: JID | None, _data: object) -> DiscoItems:
+    def _items(self, jid: JID, node: str, _ifrom: JID | None, _data: object) -> DiscoItems:
         items = DiscoItems()
+        # Each answer names the node asked, as XEP-0030 requires (slixmpp's reply() drops the request's
+        # node): Converse.js lists no command from a disco#items answer without it.
+        items["node"] = node
         for command in self._commands:
             items.add_item(jid, command.node, command.name)
         return items
 
-    def _list_info(self, _jid: JID, _node: str, _ifrom: JID | None, _data: object) -> DiscoInfo:
+    def _list_info(self, _jid: JID, node: str, _ifrom: JID | None, _data: object) -> DiscoInfo:
         info = DiscoInfo()
+        info["node"] = node
         info.add_identity("automation", "command-list", name="Ad-Hoc commands")
         return info
 
     def _command_info(self, _jid: JID, node: str, _ifrom: JID | None, _data: object) -> DiscoInfo:
         info = DiscoInfo()
+        info["node"] = node
         command = next((c for c in self._commands if c.node == node), None)
         info.add_identity("automation", "command-node", name=command.name if command else node)
         info.add_feature(NS_COMMANDS)

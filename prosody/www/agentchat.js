@@ -26,6 +26,8 @@
     default_domain: settings.domain,
     auto_join_private_chats: settings.manager ? [settings.manager] : [],
     allow_non_roster_messaging: true,
+    // The bots' forms (XEP-0050 ad-hoc commands): ⚙ → Commands, the bot's address with /agentchat.
+    allow_adhoc_commands: true,
     // Not until agentchat speaks OMEMO: against a bot it only logs device errors.
     blacklisted_plugins: ["converse-omemo"],
     whitelisted_plugins: ["agentchat-status"],

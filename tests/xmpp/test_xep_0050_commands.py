@@ -105,4 +105,9 @@ async def test_disco_describes_the_command_list_and_each_command(bot: XmppSessio
     assert ("automation", "command-list", None, "Ad-Hoc commands") in listing["disco_info"]["identities"]
     echo = await disco.get_info(jid=full, node="echo", timeout=10)
     assert ("automation", "command-node", None, "Echo") in echo["disco_info"]["identities"]
+    # Each answer names the node asked (XEP-0030): Converse.js lists no command from an answer without it.
+    items = await disco.get_items(jid=full, node="http://jabber.org/protocol/commands", timeout=10)
+    assert items["disco_items"]["node"] == "http://jabber.org/protocol/commands"
+    assert listing["disco_info"]["node"] == "http://jabber.org/protocol/commands"
+    assert echo["disco_info"]["node"] == "echo"
     assert {"http://jabber.org/protocol/commands", "jabber:x:data"} <= set(echo["disco_info"]["features"])
