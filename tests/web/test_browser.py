@@ -51,6 +51,13 @@ async def test_log_in_create_an_agent_answer_a_prompt_and_send_a_picture(web_pro
 
         await converse.say(manager, "help")
         assert "new (or create)" in await converse.seen(manager, "agentchat manager. Commands")
+        # The manager, online and ready (show "chat"), has the online colour in the roster, not offline grey.
+        dot = page.locator(f'.list-item-link[data-jid="{manager}"] .chat-status--avatar svg').first
+        colours = await dot.evaluate(
+            "svg => { const style = getComputedStyle(svg); return [style.fill,"
+            " style.getPropertyValue('--chat-status-online').trim(), style.getPropertyValue('--chat-status-offline').trim()]; }")
+        assert colours[1] != colours[2], colours
+        assert _rgb(colours[0]) == _rgb(colours[1]), colours
         for answer, question in (("new", "Which type?"), ("1", "Which repository?"), ("api", "first task")):
             await converse.say(manager, answer)
             await converse.seen(manager, question)
@@ -88,3 +95,15 @@ async def test_log_in_create_an_agent_answer_a_prompt_and_send_a_picture(web_pro
         assert loaded_elsewhere == [], loaded_elsewhere  # the CSP kept everything on this server
         assert all(failure.endswith(" csp") for failure in blocked), blocked  # blocked by the CSP, nothing else failed
     print("web client: " + ", ".join(f"{what} {seconds:.1f} s" for what, seconds in timings.items()))
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    """A CSS colour as the page gives it (#rrggbb, #rgb or rgb(r, g, b)) as numbers."""
+    colour = colour.strip()
+    if colour.startswith("#"):
+        digits = colour[1:]
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+    r, g, b = (int(float(part)) for part in colour[colour.index("(") + 1:colour.index(")")].split(",")[:3])
+    return r, g, b
