@@ -165,6 +165,10 @@ class Agent:
         self._turn_done: asyncio.Event | None = None
         self._turn_outcome: AgentEvent | None = None
         self.in_turn = False
+        # In a turn whose message is not with the agent yet (its process starting, or a slot awaited), a stop
+        # is kept here: the message is then never sent, and the turn ends as stopped.
+        self._message_sent = False
+        self._stop_before_sent = False
         self.turn_started_at: float | None = None
         self.waiting_for_slot = False
         # Set while _discard_backend() ends the process and cleans up after it (the slot is held until then).
@@ -348,7 +352,12 @@ class Agent:
     async def interrupt(self) -> InterruptOutcome:
         """Stop the running turn (the process and session stay). A backend that does not acknowledge
         the interrupt has its process ended (the next message resumes the session)."""
-        if not self.in_turn or self._backend is None:
+        if not self.in_turn:
+            return InterruptOutcome(Interrupted.NOTHING)
+        if not self._message_sent:
+            self._stop_before_sent = True
+            return InterruptOutcome(Interrupted.STOPPED)
+        if self._backend is None:
             return InterruptOutcome(Interrupted.NOTHING)
         try:
             await self._backend.interrupt()
@@ -401,11 +410,20 @@ class Agent:
             # Busy from here on: while its process starts, the agent holds a slot without a process,
             # and must not look idle to ProcessSlots (stopping it frees nothing: acquire() spun forever).
             self.in_turn = True
+            self._message_sent = False
             try:
                 await self._ensure_process()
             except BaseException:
                 self.in_turn = False
+                self._stop_before_sent = False
                 raise
+            if self._stop_before_sent:
+                # Stopped while its process started: the agent never gets the message.
+                self.in_turn = self._stop_before_sent = False
+                self._turn_outcome = TurnResult(is_error=False, subtype="error_during_execution", interrupted=True)
+                if self.chat is not None:
+                    await self.chat.show_event(self._turn_outcome)
+                break
             backend = self._backend
             self._turn_done = asyncio.Event()
             self._turn_outcome = None
@@ -416,6 +434,7 @@ class Agent:
                 try:
                     if backend is None:
                         raise BackendError("the agent's process ended before it could take the message")
+                    self._message_sent = True  # from here a stop goes to the process
                     await backend.send_turn(UserTurn(message.text, message.images))
                 except BackendError:
                     if backend is not None and backend.running:
