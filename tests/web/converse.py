@@ -89,18 +89,13 @@ class ConversePage:
     def commands(self) -> Locator:
         return self.page.locator("converse-adhoc-commands")
 
-    async def list_commands(self, jid: str) -> dict[str, str]:
-        """node -> name of each command ``jid`` offers, once listed."""
+    async def list_commands(self, jid: str, runs_at: str | None = None) -> dict[str, str]:
+        """node -> name of each command ``jid`` offers, once listed; ``runs_at``: the address the listing
+        names for running them (a bot's full JID when asked at its bare one)."""
         await self._ask_commands(jid)
-        found = self.commands.locator(f'a[data-command-node][data-command-jid="{jid}"]')
+        found = self.commands.locator(f'a[data-command-node][data-command-jid="{runs_at or jid}"]')
         await found.first.wait_for(timeout=STEP)
         return {await link.get_attribute("data-command-node") or "": await link.inner_text() for link in await found.all()}
-
-    async def no_commands(self, jid: str) -> str:
-        """What Converse says when ``jid`` offers no commands. It keeps saying it above the next listing
-        (Converse 14 never clears that alert): ask this last."""
-        await self._ask_commands(jid)
-        return await self.commands.locator(".alert-danger").inner_text(timeout=STEP)
 
     async def _ask_commands(self, jid: str) -> None:
         if not await self.commands.is_visible():

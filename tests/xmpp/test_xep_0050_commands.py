@@ -111,3 +111,30 @@ async def test_disco_describes_the_command_list_and_each_command(bot: XmppSessio
     assert listing["disco_info"]["node"] == "http://jabber.org/protocol/commands"
     assert echo["disco_info"]["node"] == "echo"
     assert {"http://jabber.org/protocol/commands", "jabber:x:data"} <= set(echo["disco_info"]["features"])
+
+
+async def test_a_contact_finds_the_commands_at_the_bots_bare_jid(bot: XmppSession, prosody: ProsodyServer, user_client) -> None:
+    """As Converse asks when the address is typed without its resource (mod_agentchat_commands); only a
+    contact of the bot (a subscription, as `user add` and `new` make) gets that far."""
+    from slixmpp.exceptions import IqError
+
+    from agentchat.provisioning.admin_rest import AdminRestProvisioner
+    from agentchat.provisioning.contacts import introduce
+
+    alice, mallory = await user_client("alice"), await user_client("mallory")
+    async with AdminRestProvisioner(prosody.admin_rest_url, prosody.domain, prosody.admin_jid, prosody.admin_password) as rest:
+        await introduce(rest, alice.bare_jid, bot.jid, "form bot")
+    disco = alice.xmpp.plugin["xep_0030"]
+    info = await disco.get_info(jid=bot.jid, timeout=10)
+    assert "http://jabber.org/protocol/commands" in info["disco_info"]["features"]
+    items = await disco.get_items(jid=bot.jid, node="http://jabber.org/protocol/commands", timeout=10)
+    assert str(items["from"]) == bot.jid  # answered in the name asked
+    assert [(str(jid), node, name) for jid, node, name in items["disco_items"]["items"]] == [
+        (f"{bot.jid}/{RESOURCE}", "echo", "Echo")]
+    try:
+        strangers = await mallory.xmpp.plugin["xep_0030"].get_items(
+            jid=bot.jid, node="http://jabber.org/protocol/commands", timeout=10)
+    except IqError:
+        pass
+    else:
+        assert not strangers["disco_items"]["items"], strangers
