@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.faults.support import wait_until
 from tests.support.engines import config_section, engine_binary, engine_dir
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.mock_gemini import MockGemini
@@ -141,6 +142,10 @@ async def test_an_engine_agent_in_chat(prosody, user_client, api: Api, home: Pat
         await alice.send(agent, "no")
         await alice.expect("denied", from_=agent, timeout=T)
         await alice.expect(lambda m: m.body.startswith(("✅", "⚠️")), from_=agent, timeout=T)
+        # OpenCode sometimes gives the model the refusal and goes on (another request to the mock) before the
+        # turn ends: the next request counted below must be the next turn's.
+        running = service.supervisor.get(agent_id)
+        await wait_until(lambda: running is not None and not running.in_turn and not running.queued, T, "the turn over")
 
         # stop mid-turn.
         api.text(SLOW, chunks=40, delay=0.5)
