@@ -5,7 +5,8 @@ It logs in, stays logged in until stop(), and carries messages both ways:
 * inbound: every ``<message/>`` becomes an ``Inbound`` (agentchat.xmpp.stanzas), handed in arrival order to
   the sink with a release that XEP-0198 waits for (agentchat.xmpp.xep_0198);
 * outbound: an outbox keeps each message until the server acknowledged it (XEP-0198) and sends again what
-  a new session could not resume;
+  a new session could not resume; a room's lines wait until the session is in that room (after a new
+  session, until it joined again: the room would refuse them);
 * reconnection of our own: slixmpp does not reconnect by itself, its back-off turns a 5 s outage into 12 s,
   and calling its ``connect()`` again cancels the attempt in flight (on a link slower than the retry
   interval it never got through). Each attempt here has its own timeout and runs to its end; the next one
@@ -38,7 +39,7 @@ from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from agentchat.chat.port import ChatState, Inbound, InboundSink, Outbound, PeerFeature, Release
+from agentchat.chat.port import ChatState, Inbound, InboundSink, MessageKind, Outbound, PeerFeature, Release
 from agentchat.config import XmppSettings
 from agentchat.errors import AgentChatError
 from agentchat.logs import secrets as known_secrets
@@ -159,6 +160,8 @@ class XmppSession:
         self.client = client
         # XEP-0045, for the accounts that sit in rooms (the manager, agents invited to one).
         self.rooms: RoomMembership | None = RoomMembership(client, jid) if rooms else None
+        if self.rooms is not None:
+            self.rooms.on_presence = self._room_presence
         # What our contacts' clients support (disco#info of each that comes online): agents ask their owner's.
         self.peer_features = PeerFeatures(client) if discover_peers else None
         self.online = False
@@ -254,9 +257,27 @@ class XmppSession:
             message = dataclasses.replace(message, text=text)
         item = _Queued(message, stanza_id)
         self._outbox[stanza_id] = item
-        if self.online:
+        if self.online and self._may_write(message):
             self._write(item)
         return stanza_id
+
+    def _may_write(self, message: Outbound) -> bool:
+        """A room's line waits until this session is in the room: the room refuses it before (XEP-0045 §7.4)."""
+        return message.kind is not MessageKind.GROUPCHAT or self.rooms is None or self.rooms.present(message.to)
+
+    def _room_presence(self, room: str, present: bool) -> None:
+        """In the room now: its lines that waited go, in order. Left it for good: they never will."""
+        waiting = [item for item in self._outbox.values() if item.message.kind is MessageKind.GROUPCHAT
+                   and item.message.to.lower() == room and item.session != self.session_number]  # fmt: skip
+        if present:
+            if self.online:
+                for item in waiting:
+                    self._write(item)
+            return
+        for item in waiting:
+            del self._outbox[item.stanza_id]
+        if waiting:
+            log.info("%s: %d line(s) for %s not sent: we left the room", self.jid, len(waiting), room)
 
     def send_chat_state(self, to: str, state: ChatState) -> None:
         """Chat states are ephemeral: sent only while online, never queued."""
@@ -419,16 +440,20 @@ class XmppSession:
         self.client.send_presence(pstatus=self.presence_status, pshow=self.presence_show)
         for jid in self.subscribe_to:
             self._subscribe(jid)
-        # A new session cannot resume the old stream: everything not acknowledged goes again.
+        # A new session cannot resume the old stream: everything not acknowledged goes again (a room's lines
+        # once we are back in the room).
+        if self.rooms is not None:
+            self.rooms.session_restarted()
         for item in list(self._outbox.values()):
-            self._write(item)
+            if self._may_write(item.message):
+                self._write(item)
         await self._notify_online(True)
 
     async def _session_resumed(self, _event: object) -> None:
         self._online()
         # slixmpp resends what the old stream left unacknowledged; we send what never went out.
         for item in list(self._outbox.values()):
-            if item.session == 0:
+            if item.session == 0 and self._may_write(item.message):
                 self._write(item)
         await self._notify_online(True)
 
