@@ -398,7 +398,9 @@ class XmppSession:
             if self._stopping or self.online or self.replaced:
                 return
             if await self._connect_once(settings.connect_timeout):
-                return
+                # Online, unless the link dropped again before we got here (a server that resumed the stream
+                # and closed it at once): then this loop goes on, as nobody else will.
+                continue
             if loop.time() - began > FAST_PHASE:
                 failures += 1
 
@@ -479,6 +481,9 @@ class XmppSession:
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
+        # An attempt still in flight is retried by whoever made it (start() or the reconnect loop). One that
+        # already got its session is over, though its owner may not have seen it yet: the link dropped after.
+        in_flight = self._attempt is not None and not self._attempt.done()
         self._finish_attempt(False)
         if self._stopping:
             return
@@ -487,7 +492,7 @@ class XmppSession:
                 log.info("%s disconnected (%s); reconnecting", self.jid, reason or "connection lost")
             if self._on_online is not None:
                 asyncio.get_running_loop().create_task(self._notify_online(False))
-        if not self.replaced and (self._reconnector is None or self._reconnector.done()) and self._attempt is None:
+        if not self.replaced and (self._reconnector is None or self._reconnector.done()) and not in_flight:
             self._reconnector = asyncio.get_running_loop().create_task(self._reconnect_loop(), name=f"reconnect:{self.jid}")
 
     def _stream_error(self, error: object) -> None:
