@@ -12,7 +12,8 @@ It logs in, stays logged in until stop(), and carries messages both ways:
   interval it never got through). Each attempt here has its own timeout and runs to its end; the next one
   waits a back-off with jitter;
 * a keepalive ping of our own that notices a dead link (slixmpp's keepalive reconnects behind our back and
-  kept going after its account was deleted);
+  kept going after its account was deleted); a link that kept bringing stanzas while the answer was late is
+  busy, not dead, and stays;
 * presence on every new session (else bare-JID chats go to offline storage).
 
 Nothing here knows agents, prompts or commands.
@@ -148,6 +149,8 @@ class XmppSession:
         # One attempt at a time, retried by our loop: slixmpp must not reschedule its own behind it.
         client.reschedule_connection_attempt = self._no_reschedule  # type: ignore[method-assign]
         self._gate = AckGate(client)
+        self._heard = 0  # stanzas received so far: a link that brings them is alive, however late a ping's answer
+        client.add_filter("in", self._hear)
         client.register_handler(Callback("agentchat inbound", MatchXPath("{jabber:client}message"), self._on_message))
         client.add_event_handler("session_start", self._session_started)
         client.add_event_handler("session_resumed", self._session_resumed)
@@ -404,18 +407,35 @@ class XmppSession:
             if loop.time() - began > FAST_PHASE:
                 failures += 1
 
+    def _hear(self, stanza: StanzaBase) -> StanzaBase:
+        self._heard += 1
+        return stanza
+
     async def _keep_alive(self) -> None:
-        """Ping the server; a link that does not answer is cut, and the reconnect loop takes over."""
+        """Ping the server; a link that neither answers nor brings anything else is cut, and the reconnect loop
+        takes over."""
         while True:
             await asyncio.sleep(self.keepalive_interval)
+            heard = self._heard
             try:
                 await self.client.plugin["xep_0199"].ping(JID(self._settings.domain), timeout=KEEPALIVE_TIMEOUT)
             except IqTimeout:
+                if self._busy_since(heard):
+                    continue
                 log.info("%s: the server did not answer a ping within %.0f s; reconnecting", self.jid, KEEPALIVE_TIMEOUT)
                 self.client.abort()
                 return
             except IqError:
                 pass  # an answer, even an error, proves the link
+
+    def _busy_since(self, heard: int) -> bool:
+        """Whether stanzas came while a ping's answer was late: it waits behind them (at the server, and in what
+        we have still to read), and the link works. Cut, a busy Prosody resumed the stream over a connection it
+        had not yet seen close and lost what we sent on it."""
+        if self._heard == heard:
+            return False
+        log.info("%s: a ping's answer is late (%d stanzas came meanwhile): a busy link, kept", self.jid, self._heard - heard)
+        return True
 
     def probe(self) -> None:
         """Check the link now, not at the next keepalive: a connection the server closed while the network was
@@ -424,10 +444,12 @@ class XmppSession:
             self._probes.spawn(self._probe_once(self.session_number), "ping")
 
     async def _probe_once(self, session: int) -> None:
+        heard = self._heard
         try:
             await self.client.plugin["xep_0199"].ping(JID(self._settings.domain), timeout=KEEPALIVE_TIMEOUT)
         except IqTimeout:
-            if self.online and self.session_number == session:  # not a newer session's link
+            # Not a newer session's link, nor a busy one.
+            if self.online and self.session_number == session and not self._busy_since(heard):
                 log.info("%s: the server did not answer a ping within %.0f s; reconnecting", self.jid, KEEPALIVE_TIMEOUT)
                 self.client.abort()
         except IqError:

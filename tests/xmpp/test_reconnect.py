@@ -5,7 +5,8 @@ flight, so a retry timer shorter than the connect never got through: 21 cancelle
 The bot runs as a process of its own whose TCP connects each take CONNECT_DELAY seconds (this machine's
 kernel has no netem to slow a real link down), against a real Prosody that the test kills and starts again.
 
-And a link that drops again the moment the stream came back: the bot reconnects once more.
+And a link that drops again the moment the stream came back: the bot reconnects once more; and a busy link,
+whose ping answers come late behind what the server sends, is not taken for a dead one.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from agentchat.config import XmppSettings
 from agentchat.server.embedded import die_with_parent_preexec
+from agentchat.xmpp import session as xmpp_session
 from agentchat.xmpp.session import XmppSession
 from tests.faults.support import TcpProxy, record_figures, wait_until
 from tests.harness.prosody import ProsodyServer
@@ -90,6 +92,41 @@ async def test_a_bot_whose_link_drops_again_the_moment_its_stream_resumed_comes_
         await wait_until(lambda: proxy.cuts == 1, 10, "the stream resumed, and its link closed right behind it")
         await wait_until(lambda: connection.online and len(sessions) >= 3, 10, "the bot back once more")
         assert sessions[:2] == ["session_start", "session_resumed"], sessions
+    finally:
+        await connection.stop()
+        await proxy.close()
+
+
+async def test_a_busy_link_whose_ping_answers_come_late_is_not_cut(prosody: ProsodyServer, user_client,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # In the room benchmark every agent's session receives every room line: behind thousands of them, the
+    # answer to a keepalive ping came after its 10 s, the service cut 20 links that were working, and the
+    # streams Prosody then resumed over connections it had not yet seen close lost what the agents said.
+    # Here: the server's bytes reach the bot at 20 kB/s, a 100 kB backlog (5 s), a 1.5 s ping timeout.
+    monkeypatch.setattr(xmpp_session, "KEEPALIVE_TIMEOUT", 1.5)
+    proxy = TcpProxy(prosody.host, prosody.c2s_port)
+    await proxy.start()
+    username = f"bot-{secrets.token_hex(3)}"
+    await prosody.mark_service(username)
+    await prosody.create_account(username, "pw-" + username)
+    connection = XmppSession(f"{username}@{prosody.domain}", "pw-" + username,
+                             XmppSettings(host=prosody.host, port=proxy.port, domain=prosody.domain),
+                             keepalive_interval=0.5)
+    received: list[str] = []
+
+    def sink(inbound, release):  # type: ignore[no-untyped-def]
+        received.append(inbound.text)
+        release()
+
+    connection.attach(sink)
+    sender = await user_client("sender", service=True)
+    try:
+        await connection.start()
+        proxy.slow_down(20_000)
+        for n in range(100):
+            await sender.send(connection.jid, f"{n:03d} " + "x" * 1000)
+        await wait_until(lambda: len(received) == 100, 30, "the whole backlog delivered")
+        assert connection.attempts == 1 and connection.online, f"{connection.attempts} connection attempts"
     finally:
         await connection.stop()
         await proxy.close()
