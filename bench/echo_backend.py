@@ -10,7 +10,10 @@ What a user message does (the directive may sit anywhere in the text):
 
     anything else        one assistant text ``ECHO: <text> @<received> <answered>``, then the result
                          (monotonic_ns when the message was read from stdin, and just before the
-                         answer was written: the round trip splits into the way in and the way out)
+                         answer was written: the round trip splits into the way in and the way out).
+                         Only the text's first paragraph is echoed: a room's turn carries the room's
+                         last lines after a blank line, and echoed they would grow every answer by
+                         the ones before it and hand the talk on to the agents they mention.
     [[burst:N]]          N assistant texts ``EVT <i> <t>`` written one by one (a write and a flush
                          each), where <t> is time.monotonic_ns() taken just before the write;
                          then the result. CLOCK_MONOTONIC is one clock for every process of the
@@ -128,7 +131,8 @@ class Echo:
             reply = self.permission_turn()
             self.emit(self.result(reply, num_turns=2))
         else:
-            reply = f"ECHO: {text} @{received} {time.monotonic_ns()}"
+            first_paragraph = text.split("\n\n", 1)[0]
+            reply = f"ECHO: {first_paragraph} @{received} {time.monotonic_ns()}"
             self.emit(self.text(reply))
             self.emit(self.result(reply))
 

@@ -7,6 +7,10 @@ adds to the bare bot, measured rather than assumed). A message ``BURST <n>`` is 
 back to back (<t>: time.monotonic_ns() just before each send, as the echo backend stamps its
 events), ``BURST <n> <ms>`` with ms of quiet before each; anything else is echoed as is. No
 plugins beyond slixmpp's defaults: this is the floor.
+
+A line ``JOIN <room> <nick>`` on stdin makes it join that room (XEP-0045: its one extra plugin, then),
+answered ``JOINED`` on stdout; there a line ``@<nick> <text>`` from another occupant is answered in the
+room with ``<text>`` (the floor for a mention answered in a room, bench/rooms.py).
 """
 
 from __future__ import annotations
@@ -44,7 +48,11 @@ class ChildEcho:
             bot.send_message(mto=to, mbody=line.decode().rstrip("\n"), mtype="chat")
 
 
-def make_bot(jid: str, password: str, child: ChildEcho | None = None) -> slixmpp.ClientXMPP:
+def make_bot(
+    jid: str, password: str, child: ChildEcho | None = None, rooms: dict[str, str] | None = None
+) -> slixmpp.ClientXMPP:
+    """``rooms``: room -> our nick there, as join() fills it."""
+    rooms = {} if rooms is None else rooms
     bot = slixmpp.ClientXMPP(jid, password, plugin_config={"feature_mechanisms": {"unencrypted_scram": True}})
     bot.enable_plaintext = True
     bot.enable_starttls = False
@@ -60,6 +68,11 @@ def make_bot(jid: str, password: str, child: ChildEcho | None = None) -> slixmpp
 
     def on_message(msg: slixmpp.Message) -> None:
         body = msg["body"]
+        if msg["type"] == "groupchat":
+            nick = rooms.get(msg["from"].bare)
+            if body and nick is not None and msg["from"].resource != nick and body.startswith(f"@{nick} "):
+                bot.send_message(mto=msg["from"].bare, mbody=body[len(nick) + 2 :], mtype="groupchat")
+            return
         if not body or msg["type"] not in ("chat", "normal"):
             return
         to = msg["from"]
@@ -81,9 +94,17 @@ def make_bot(jid: str, password: str, child: ChildEcho | None = None) -> slixmpp
     return bot
 
 
+async def join(bot: slixmpp.ClientXMPP, rooms: dict[str, str], room: str, nick: str) -> None:
+    if "xep_0045" not in bot.plugin:
+        bot.register_plugin("xep_0045")
+    rooms[room] = nick
+    await bot.plugin["xep_0045"].join_muc_wait(slixmpp.JID(room), nick, maxstanzas=0, timeout=30)
+
+
 async def main(jid: str, password: str, host: str, port: int, via_child: bool) -> None:
     child = await ChildEcho.start() if via_child else None
-    bot = make_bot(jid, password, child)
+    rooms: dict[str, str] = {}
+    bot = make_bot(jid, password, child, rooms)
     relay = asyncio.get_running_loop().create_task(child.relay(bot)) if child is not None else None
     started = asyncio.get_running_loop().create_future()
     bot.add_event_handler("session_start", lambda _: started.done() or started.set_result(None))
@@ -95,7 +116,11 @@ async def main(jid: str, password: str, host: str, port: int, via_child: bool) -
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    await reader.read()  # until EOF
+    while line := await reader.readline():  # until EOF
+        command = line.decode().split()
+        if command[:1] == ["JOIN"]:
+            await join(bot, rooms, command[1], command[2])
+            print("JOINED", flush=True)
     await bot.disconnect(wait=0.5)
     if child is not None and relay is not None:
         assert child.process.stdin is not None

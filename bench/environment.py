@@ -119,6 +119,13 @@ class BenchEnv:
         }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (not its children)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def spawn_python(args: list[str], stderr_path: Path) -> asyncio.subprocess.Process:
     """A Python child of this (main) thread, killed if we die (PR_SET_PDEATHSIG)."""
     with stderr_path.open("ab") as stderr:
@@ -157,6 +164,15 @@ class EchoBotProcess:
         if line.strip() != b"READY":
             raise RuntimeError(f"the echo bot did not start: {line!r}; see {env.root / f'{name}.stderr'}")
         return cls(process, jid)
+
+    async def join(self, room: str, nick: str, timeout: float = 30) -> None:
+        """Into a room (it must be a member of a members-only one), as ``nick``."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"JOIN {room} {nick}\n".encode())
+        await self.process.stdin.drain()
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        if line.strip() != b"JOINED":
+            raise RuntimeError(f"the echo bot did not join {room}: {line!r}")
 
     async def stop(self) -> None:
         await end_process(self.process)

@@ -97,7 +97,72 @@ def targets(results: dict[str, Any]) -> list[Target]:
                             f"{machines['runners'] + 1} machines", machines["creation"]["created_ms"]["p50"], 150.0, "ms"))
         worst = max(m["kb_per_agent"] for m in machines["memory"].values())
         found.append(Target("memory per agent, worst machine (hub or runner)", worst / 1024, 1.0, "MB"))
+    rooms = results.get("rooms")
+    if rooms and "latency" in rooms:
+        lat = rooms["latency"]
+        bare = lat["bare_room"]["ratio"]["p50"]  # what a room costs the bare bot: its own ratio
+        found.append(Target("room mention → answer p50 / direct chat p50 (one person, one agent)",
+                            lat["room"]["ratio"]["p50"], 1.5, "×", bare))  # fmt: skip
+        found.append(Target(f"the same in a room of {rooms['agents']} agents and {rooms['people']} people",
+                            lat["crowded_room"]["ratio"]["p50"], 1.5, "×", bare))  # fmt: skip
+    if rooms and "burst" in rooms:
+        burst = rooms["burst"]
+        found.append(Target(f"room burst of {burst['messages']}: messages lost", float(burst["lost"]), 0.0, ""))
+        found.append(Target(f"room burst of {burst['messages']}: answers out of order per agent",
+                            float(burst["order_violations"]), 0.0, ""))  # fmt: skip
     return found
+
+
+ROOM_MODES = (
+    ("bare_direct", "bare slixmpp echo bot, direct chat"),
+    ("bare_room", "bare slixmpp echo bot, mention in a room"),
+    ("direct", "agent (echo backend), direct chat"),
+    ("room", "agent, mention in a room (one person)"),
+    ("crowded_room", "agent, mention in the crowded room"),
+)
+
+
+def render_rooms(results: dict[str, Any]) -> list[str]:
+    """The room step: a mention against a direct chat, and the crowded room's burst."""
+    rooms = results.get("rooms")
+    if not rooms or "latency" not in rooms:
+        return []
+    lat = rooms["latency"]
+    n = lat["direct"]["answer"]["n"]
+    out = [f"Rooms: round trips to one agent, {n:.0f} per mode, interleaved in blocks; ms; × = against the direct chat "
+           f"to the same bot; the crowded room has {rooms['agents']} agents and {rooms['people']} people", ""]
+    rows = []
+    for key, label in ROOM_MODES:
+        if key not in lat:
+            continue
+        mode = lat[key]
+        cpu = mode.get("cpu_ms_per_message", {})
+        ratios = mode.get("ratio", {})
+        rows.append([
+            label, _f(mode["answer"]["p50"], 2), _f(mode["answer"]["p90"], 2), _f(mode["answer"]["p99"], 2),
+            _f(ratios.get("p50"), 2) + "×" if ratios else "", _f(ratios.get("p99"), 2) + "×" if ratios else "",
+            _f(mode["inbound"]["p50"], 2), _f(mode["outbound"]["p50"], 2),
+            _f(cpu.get("bot" if key.startswith("bare") else "service"), 2), _f(cpu.get("prosody"), 2),
+        ])  # fmt: skip
+    out += _table(["room round trip", "p50", "p90", "p99", "×p50", "×p99", "way in p50", "way out p50",
+                   "bot CPU/msg", "Prosody CPU/msg"], rows)  # fmt: skip
+    out.append("way in: the send → the echo backend read it; way out: the backend wrote its answer → it arrived "
+               "(the bare bot has no such stamps); bot CPU: the bare bot's process or the service's")
+    burst = rooms.get("burst")
+    if burst:
+        out.append(
+            f"Burst: {burst['messages']} lines from {burst['people']} people at once, mentions over {burst['agents']} "
+            f"agents ({burst['in_room']} seen in the room): {burst['answered']} answered, lost {burst['lost']}, "
+            f"answered twice {burst['duplicates']}, by the wrong agent {burst.get('misrouted', 0)}, out of order "
+            f"{burst['order_violations']}; each person's lines kept "
+            f"their order in the room: {'yes' if burst['room_keeps_sender_order'] else 'NO'}. "
+            f"{_f(burst['duration_s'], 1)} s from the first line to the last answer ({_f(burst['per_second'], 1)} "
+            f"answers/s; the lines were sent in {_f(burst['send_s'] * 1000, 0)} ms); an answer p50 "
+            f"{_f(burst['answer_ms']['p50'] / 1000, 1)} / p99 {_f(burst['answer_ms']['p99'] / 1000, 1)} s after its "
+            f"line; CPU: service {_f(burst['cpu_s']['service'], 1)} s, Prosody {_f(burst['cpu_s']['prosody'], 1)} s"
+        )  # fmt: skip
+    out.append("")
+    return out
 
 
 def render_machines(results: dict[str, Any]) -> list[str]:
@@ -283,6 +348,7 @@ def render(results: dict[str, Any]) -> str:
                     f"({floor['clients']} logins, {scale['concurrency']} at a time)"
                 )
         out.append("")
+    out += render_rooms(results)
     out += render_machines(results)
     profile = results.get("profile")
     if profile:

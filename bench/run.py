@@ -32,11 +32,13 @@ from bench.environment import (
     BenchEnv,
     EchoBotProcess,
     ServiceProcess,
+    cpu_seconds,
     end_process,
     spawn_python,
 )
 from bench.report import render, run_ratios, targets
 from bench.restart import run_restart
+from bench.rooms import run_rooms
 from bench.runners import run_runners
 from bench.scale import run_scale
 from bench.service_host import WHAT_IFS
@@ -69,19 +71,18 @@ class Plan:
     what_if_scale: bool = False  # and the last scale step once more, patched (+1.5 min)
     restart: int = 1000  # agents on one service, restarted (bench/restart.py); 0 skips it
     runners: int = 1000  # agents on one hub and 3 runners (bench/runners.py); 0 skips it
+    # Rooms (bench/rooms.py): round trips per latency mode, then a burst in a room of agents and people.
+    room_round_trips: int = 200
+    room_agents: int = 20
+    room_people: int = 5
+    room_burst: int = 500  # 0 skips the room step
 
 
 QUICK = Plan(
     runs=1, messages=20, warmup=5, singles=5, burst=50, prompts=5, prompt_warmup=1,
     scale=(2, 4), concurrency=2, dialogue=1, floor_clients=3, profile_messages=20, what_if=(), restart=4, runners=4,
+    room_round_trips=10, room_agents=3, room_people=2, room_burst=30,
 )  # fmt: skip
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (not its children)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def with_cpu(pids: dict[str, int], count: int, measure: Awaitable[dict[str, Any]]) -> dict[str, Any]:
@@ -189,6 +190,12 @@ async def run_plan(env: BenchEnv, plan: Plan, results_dir: Path, stamp: str, log
     results["latency"] = {"runs": measured["runs"], "median": measured["median"]}
     if measured["profile"] is not None:
         results["profile"] = measured["profile"]
+    if plan.room_burst:
+        log(f"rooms: a mention against a direct chat; {plan.room_burst} messages from {plan.room_people} people "
+            f"to {plan.room_agents} agents in one room")
+        results["rooms"] = await run_rooms(env, round_trips=plan.room_round_trips, warmup=min(plan.warmup, 10),
+                                           agents=plan.room_agents, people=plan.room_people, burst=plan.room_burst,
+                                           log=log)  # fmt: skip
     if plan.scale:
         log(f"scale: {', '.join(map(str, plan.scale))} agents")
         results["scale"] = await run_scale(
@@ -224,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", help="agent counts, comma-separated (default 50,200,500); 0 skips the scale test and the slixmpp floor")
     parser.add_argument("--restart", type=int, help=f"agents restarted on one service (default {Plan.restart}); 0 skips")
     parser.add_argument("--runners", type=int, help=f"agents on a hub and 3 runners (default {Plan.runners}); 0 skips")
+    parser.add_argument("--rooms", type=int, help=f"messages in the room burst (default {Plan.room_burst}, to "
+                        f"{Plan.room_agents} agents from {Plan.room_people} people); 0 skips the room step")
     parser.add_argument("--what-if", default=",".join(WHAT_IF_DEFAULT),
                         help=f"patches for the what-if service, comma-separated, from: {', '.join(WHAT_IFS)}; '' for none")
     parser.add_argument("--what-if-scale", action="store_true", help="also answer the last scale step on the what-if service")
@@ -245,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = dataclasses.replace(plan, restart=args.restart)
     if args.runners is not None:
         plan = dataclasses.replace(plan, runners=args.runners)
+    if args.rooms is not None:
+        plan = dataclasses.replace(plan, room_burst=args.rooms)
     if args.what_if_scale:
         plan = dataclasses.replace(plan, what_if_scale=True)
     args.output.mkdir(parents=True, exist_ok=True)

@@ -5,13 +5,15 @@ It logs in, stays logged in until stop(), and carries messages both ways:
 * inbound: every ``<message/>`` becomes an ``Inbound`` (agentchat.xmpp.stanzas), handed in arrival order to
   the sink with a release that XEP-0198 waits for (agentchat.xmpp.xep_0198);
 * outbound: an outbox keeps each message until the server acknowledged it (XEP-0198) and sends again what
-  a new session could not resume;
+  a new session could not resume; a room's lines wait until the session is in that room (after a new
+  session, until it joined again: the room would refuse them);
 * reconnection of our own: slixmpp does not reconnect by itself, its back-off turns a 5 s outage into 12 s,
   and calling its ``connect()`` again cancels the attempt in flight (on a link slower than the retry
   interval it never got through). Each attempt here has its own timeout and runs to its end; the next one
   waits a back-off with jitter;
 * a keepalive ping of our own that notices a dead link (slixmpp's keepalive reconnects behind our back and
-  kept going after its account was deleted);
+  kept going after its account was deleted); a link that kept bringing stanzas while the answer was late is
+  busy, not dead, and stays;
 * presence on every new session (else bare-JID chats go to offline storage).
 
 Nothing here knows agents, prompts or commands.
@@ -38,7 +40,7 @@ from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from agentchat.chat.port import ChatState, Inbound, InboundSink, Outbound, PeerFeature, Release
+from agentchat.chat.port import ChatState, Inbound, InboundSink, MessageKind, Outbound, PeerFeature, Release
 from agentchat.config import XmppSettings
 from agentchat.errors import AgentChatError
 from agentchat.logs import secrets as known_secrets
@@ -147,6 +149,8 @@ class XmppSession:
         # One attempt at a time, retried by our loop: slixmpp must not reschedule its own behind it.
         client.reschedule_connection_attempt = self._no_reschedule  # type: ignore[method-assign]
         self._gate = AckGate(client)
+        self._heard = 0  # stanzas received so far: a link that brings them is alive, however late a ping's answer
+        client.add_filter("in", self._hear)
         client.register_handler(Callback("agentchat inbound", MatchXPath("{jabber:client}message"), self._on_message))
         client.add_event_handler("session_start", self._session_started)
         client.add_event_handler("session_resumed", self._session_resumed)
@@ -159,6 +163,8 @@ class XmppSession:
         self.client = client
         # XEP-0045, for the accounts that sit in rooms (the manager, agents invited to one).
         self.rooms: RoomMembership | None = RoomMembership(client, jid) if rooms else None
+        if self.rooms is not None:
+            self.rooms.on_presence = self._room_presence
         # What our contacts' clients support (disco#info of each that comes online): agents ask their owner's.
         self.peer_features = PeerFeatures(client) if discover_peers else None
         self.online = False
@@ -254,9 +260,27 @@ class XmppSession:
             message = dataclasses.replace(message, text=text)
         item = _Queued(message, stanza_id)
         self._outbox[stanza_id] = item
-        if self.online:
+        if self.online and self._may_write(message):
             self._write(item)
         return stanza_id
+
+    def _may_write(self, message: Outbound) -> bool:
+        """A room's line waits until this session is in the room: the room refuses it before (XEP-0045 §7.4)."""
+        return message.kind is not MessageKind.GROUPCHAT or self.rooms is None or self.rooms.present(message.to)
+
+    def _room_presence(self, room: str, present: bool) -> None:
+        """In the room now: its lines that waited go, in order. Left it for good: they never will."""
+        waiting = [item for item in self._outbox.values() if item.message.kind is MessageKind.GROUPCHAT
+                   and item.message.to.lower() == room and item.session != self.session_number]  # fmt: skip
+        if present:
+            if self.online:
+                for item in waiting:
+                    self._write(item)
+            return
+        for item in waiting:
+            del self._outbox[item.stanza_id]
+        if waiting:
+            log.info("%s: %d line(s) for %s not sent: we left the room", self.jid, len(waiting), room)
 
     def send_chat_state(self, to: str, state: ChatState) -> None:
         """Chat states are ephemeral: sent only while online, never queued."""
@@ -377,22 +401,41 @@ class XmppSession:
             if self._stopping or self.online or self.replaced:
                 return
             if await self._connect_once(settings.connect_timeout):
-                return
+                # Online, unless the link dropped again before we got here (a server that resumed the stream
+                # and closed it at once): then this loop goes on, as nobody else will.
+                continue
             if loop.time() - began > FAST_PHASE:
                 failures += 1
 
+    def _hear(self, stanza: StanzaBase) -> StanzaBase:
+        self._heard += 1
+        return stanza
+
     async def _keep_alive(self) -> None:
-        """Ping the server; a link that does not answer is cut, and the reconnect loop takes over."""
+        """Ping the server; a link that neither answers nor brings anything else is cut, and the reconnect loop
+        takes over."""
         while True:
             await asyncio.sleep(self.keepalive_interval)
+            heard = self._heard
             try:
                 await self.client.plugin["xep_0199"].ping(JID(self._settings.domain), timeout=KEEPALIVE_TIMEOUT)
             except IqTimeout:
+                if self._busy_since(heard):
+                    continue
                 log.info("%s: the server did not answer a ping within %.0f s; reconnecting", self.jid, KEEPALIVE_TIMEOUT)
                 self.client.abort()
                 return
             except IqError:
                 pass  # an answer, even an error, proves the link
+
+    def _busy_since(self, heard: int) -> bool:
+        """Whether stanzas came while a ping's answer was late: it waits behind them (at the server, and in what
+        we have still to read), and the link works. Cut, a busy Prosody resumed the stream over a connection it
+        had not yet seen close and lost what we sent on it."""
+        if self._heard == heard:
+            return False
+        log.info("%s: a ping's answer is late (%d stanzas came meanwhile): a busy link, kept", self.jid, self._heard - heard)
+        return True
 
     def probe(self) -> None:
         """Check the link now, not at the next keepalive: a connection the server closed while the network was
@@ -401,10 +444,12 @@ class XmppSession:
             self._probes.spawn(self._probe_once(self.session_number), "ping")
 
     async def _probe_once(self, session: int) -> None:
+        heard = self._heard
         try:
             await self.client.plugin["xep_0199"].ping(JID(self._settings.domain), timeout=KEEPALIVE_TIMEOUT)
         except IqTimeout:
-            if self.online and self.session_number == session:  # not a newer session's link
+            # Not a newer session's link, nor a busy one.
+            if self.online and self.session_number == session and not self._busy_since(heard):
                 log.info("%s: the server did not answer a ping within %.0f s; reconnecting", self.jid, KEEPALIVE_TIMEOUT)
                 self.client.abort()
         except IqError:
@@ -419,16 +464,20 @@ class XmppSession:
         self.client.send_presence(pstatus=self.presence_status, pshow=self.presence_show)
         for jid in self.subscribe_to:
             self._subscribe(jid)
-        # A new session cannot resume the old stream: everything not acknowledged goes again.
+        # A new session cannot resume the old stream: everything not acknowledged goes again (a room's lines
+        # once we are back in the room).
+        if self.rooms is not None:
+            self.rooms.session_restarted()
         for item in list(self._outbox.values()):
-            self._write(item)
+            if self._may_write(item.message):
+                self._write(item)
         await self._notify_online(True)
 
     async def _session_resumed(self, _event: object) -> None:
         self._online()
         # slixmpp resends what the old stream left unacknowledged; we send what never went out.
         for item in list(self._outbox.values()):
-            if item.session == 0:
+            if item.session == 0 and self._may_write(item.message):
                 self._write(item)
         await self._notify_online(True)
 
@@ -454,6 +503,9 @@ class XmppSession:
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
+        # An attempt still in flight is retried by whoever made it (start() or the reconnect loop). One that
+        # already got its session is over, though its owner may not have seen it yet: the link dropped after.
+        in_flight = self._attempt is not None and not self._attempt.done()
         self._finish_attempt(False)
         if self._stopping:
             return
@@ -462,7 +514,7 @@ class XmppSession:
                 log.info("%s disconnected (%s); reconnecting", self.jid, reason or "connection lost")
             if self._on_online is not None:
                 asyncio.get_running_loop().create_task(self._notify_online(False))
-        if not self.replaced and (self._reconnector is None or self._reconnector.done()) and self._attempt is None:
+        if not self.replaced and (self._reconnector is None or self._reconnector.done()) and not in_flight:
             self._reconnector = asyncio.get_running_loop().create_task(self._reconnect_loop(), name=f"reconnect:{self.jid}")
 
     def _stream_error(self, error: object) -> None:

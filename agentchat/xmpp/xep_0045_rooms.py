@@ -6,6 +6,10 @@ XEP-0249 direct invitations, and what the room told us about its occupants (real
 
 Room messages reach the session's sink like any other message (kind GROUPCHAT); so does the history a room
 sends on join, with its stanza-ids (by the room), which the inbox uses to recognise what it had already.
+
+A room refuses a line from someone who is not in it (§7.4: not-acceptable), and a new session is in no room
+until it joined again: ``present()`` says which rooms this session is in, and ``on_presence`` tells the
+session's outbox when that changes, so that a room's lines wait for the join instead of being refused.
 """
 
 from __future__ import annotations
@@ -43,7 +47,10 @@ class RoomMembership:
         self._client = client
         self._own = own_jid.lower()
         self._joined: dict[str, str] = {}  # room -> our nick
+        self._present: set[str] = set()  # the rooms this session has joined since it started
         self.history_since: Callable[[str], datetime | None] = lambda room: None
+        # (room, True) once this session is in the room, (room, False) when we left it for good.
+        self.on_presence: Callable[[str, bool], None] = lambda room, present: None
         client.add_event_handler("session_start", self._rejoin)
 
     @property
@@ -53,6 +60,14 @@ class RoomMembership:
     @property
     def rooms(self) -> dict[str, str]:
         return dict(self._joined)
+
+    def present(self, room: str) -> bool:
+        """Whether this session is in the room (joined since the session started), so may speak there."""
+        return room.lower() in self._present
+
+    def session_restarted(self) -> None:
+        """A new session (not a resumed one) is in no room until it joins again."""
+        self._present.clear()
 
     async def join_room(self, room: str, nick: str, *, history_since: datetime | None = None) -> None:
         room = room.lower()
@@ -69,9 +84,13 @@ class RoomMembership:
             raise RoomError(f"cannot join {room} as {nick}: {exc.condition} {exc.text or ''}".strip()) from None
         except (TimeoutError, asyncio.TimeoutError):
             raise RoomError(f"cannot join {room} as {nick}: no answer in {JOIN_TIMEOUT:g} s") from None
+        if room in self._joined:  # not left while the join was on its way
+            self._present.add(room)
+            self.on_presence(room, True)
 
     async def leave_room(self, room: str) -> None:
         room = room.lower()
+        self._gone(room)
         nick = self._joined.pop(room, None)
         if nick is not None and self._client.transport is not None:
             self._muc.leave_muc(JID(room), nick)
@@ -109,11 +128,17 @@ class RoomMembership:
 
     async def destroy_room(self, room: str, reason: str = "") -> None:
         room = room.lower()
+        self._gone(room)
         self._joined.pop(room, None)
         try:
             await self._muc.destroy(JID(room), reason=reason, timeout=JOIN_TIMEOUT)
         except (IqError, IqTimeout) as exc:
             raise RoomError(f"cannot close {room}: {_why(exc)}") from None
+
+    def _gone(self, room: str) -> None:
+        if room in self._joined:
+            self._present.discard(room)
+            self.on_presence(room, False)
 
     def occupant_jid(self, room: str, nick: str) -> str | None:
         jid = self._muc.get_jid_property(JID(room), nick, "jid")

@@ -64,6 +64,19 @@ def test_quick_benchmark_runs_and_writes_its_figures(tmp_path: Path) -> None:
     assert machines["hub_restart"]["restored"] == machines["memory"]["hub"]["agents"]
     assert machines["runner_restart"]["restored"] == machines["memory"]["r1"]["agents"]
     assert "Several machines" in run.stdout and "Restart with" in run.stdout
+    # Rooms: a mention against the direct chat, measured in the same run; a burst in a room of agents and people.
+    rooms = results["rooms"]
+    for mode in ("bare_direct", "bare_room", "direct", "room", "crowded_room"):
+        assert rooms["latency"][mode]["answer"]["n"] == plan["room_round_trips"]
+    assert rooms["latency"]["room"]["ratio"]["p50"] == (rooms["latency"]["room"]["answer"]["p50"]
+                                                        / rooms["latency"]["direct"]["answer"]["p50"])
+    burst = rooms["burst"]
+    assert burst["messages"] == plan["room_burst"] and burst["agents"] == plan["room_agents"]
+    # Every line answered once, by the agent it mentioned, in order per agent.
+    assert (burst["answered"], burst["lost"], burst["duplicates"], burst["misrouted"], burst["order_violations"]) == (
+        plan["room_burst"], 0, 0, 0, 0), burst
+    assert "Rooms:" in run.stdout
+    assert any(name.startswith("room mention") for name in names)
 
 
 def test_the_echo_backend_speaks_what_the_driver_parses(tmp_path: Path) -> None:

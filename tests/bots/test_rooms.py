@@ -289,3 +289,40 @@ async def test_a_file_sent_in_the_room_goes_to_the_agent_its_senders_next_line_m
         await bob.send(room, f"@{fox} thanks", mtype="groupchat")
         again = await alice.expect(in_room(room, fox, "thanks"), timeout=20)
         assert "[image" not in again.body
+
+
+@pytest.mark.slow
+async def test_an_answer_written_while_the_server_was_away_reaches_the_room_once_the_agent_is_back_in_it(
+    isolated_prosody, user_client, tmp_path: Path
+) -> None:
+    # Prosody killed while an agent's room turn runs: its answer waits in the agent's outbox, and the new
+    # session (nothing to resume) must not send it before the agent has joined the room again: the room
+    # refuses a line from someone not in it, and the answer was lost (so were some in the benchmark's room
+    # burst, whose agents' sessions a busy server could not resume).
+    server = isolated_prosody
+    settings = service_settings(server, tmp_path)
+    make_repositories(settings.work.base_path)
+    manager = settings.manager_jid
+    async with running_service(settings) as service:
+        alice = await user_client("alice", server=server)
+        fox, _ = await create_agent(alice, manager)
+        room = await make_room(alice, manager, "outage")
+        await alice.send(manager, f"room invite {fox} outage")
+        await alice.expect("➕", from_=manager, timeout=20)
+        await alice.send(room, f"@{fox} [[sleep:1.5]] through the outage", mtype="groupchat")
+        await alice.expect(in_room(room, fox, "working"), timeout=20)
+        await server.kill()
+        agent = service.supervisor.get(fox)  # type: ignore[union-attr]
+        assert agent is not None and agent.chat is not None
+        session = agent.chat.transport  # type: ignore[attr-defined]
+        await wait_until(lambda: agent.current_turn is None, 20, "the turn ended while the server was away")
+        assert session.unacked > 0, "the answer went out before the outage: the test proves nothing"
+        await server.start()
+        await wait_until(lambda: session.online and session.unacked == 0, 20, "the agent back, its outbox sent")
+        await alice.connect()
+        # Back in the room, with its last lines: the answer is among them (or comes now), once.
+        await alice.xmpp.plugin["xep_0045"].join_muc_wait(JID(room), "alice", maxstanzas=50, timeout=10)
+        await alice.send(room, f"@{fox} and after it", mtype="groupchat")
+        await alice.expect(answer_to(room, fox, "and after it"), timeout=20)
+    answered = [m for m in alice.messages if answer_to(room, fox, "through the outage")(m)]
+    assert len(answered) == 1, "\n".join(m.body[:120] for m in alice.messages if in_room(room, fox)(m))

@@ -101,6 +101,9 @@ class TcpProxy:
 
     ``drop()`` resets every relayed connection (RST both ways, as a NAT timeout or a Wi-Fi change
     does); while ``blocked``, new connections are reset at once, so the outage lasts until ``unblock()``.
+    ``cut_after(marker)``: the next time the server sends bytes containing ``marker``, they are passed on and
+    that link is closed right behind them (the client reads both at once), once. ``slow_down(bytes_per_s)``:
+    what the server sends reaches the client at that rate (None: at once), as over a busy or thin link.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -110,6 +113,15 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._cut_marker: bytes | None = None
+        self.cuts = 0
+        self.rate: float | None = None
+
+    def cut_after(self, marker: bytes) -> None:
+        self._cut_marker = marker
+
+    def slow_down(self, bytes_per_second: float | None) -> None:
+        self.rate = bytes_per_second
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -152,17 +164,40 @@ class TcpProxy:
             return
         link = (writer, up_writer)
         self._links.add(link)
-        for source, sink in ((reader, up_writer), (up_reader, writer)):
-            task = asyncio.get_running_loop().create_task(_pump(source, sink))
+        for source, sink, watch, rate in ((reader, up_writer, None, None),
+                                          (up_reader, writer, self._watch(link), lambda: self.rate)):
+            task = asyncio.get_running_loop().create_task(_pump(source, sink, watch, rate))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _watch(self, link: tuple[asyncio.StreamWriter, asyncio.StreamWriter]) -> Callable[[bytes], bool]:
+        """For the server's bytes on one link: True once they must be followed by the end of the link."""
 
-async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        def cut(data: bytes) -> bool:
+            if self._cut_marker is None or self._cut_marker not in data:
+                return False
+            self._cut_marker = None
+            self.cuts += 1
+            self._links.discard(link)
+            link[1].close()  # the server's side too: to the server, the client went away
+            return True
+
+        return cut
+
+
+async def _pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter,
+                cut: Callable[[bytes], bool] | None = None, rate: Callable[[], float | None] | None = None) -> None:
     try:
         while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
+            per_second = rate() if rate is not None else None
+            for start in range(0, len(data), 1024 if per_second else len(data)):
+                piece = data[start : start + 1024] if per_second else data
+                sink.write(piece)
+                await sink.drain()
+                if per_second:
+                    await asyncio.sleep(len(piece) / per_second)
+            if cut is not None and cut(data):
+                break  # the finally closes the client's side: a FIN right behind the data
     except (ConnectionError, OSError):
         pass
     finally:

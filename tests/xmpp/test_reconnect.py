@@ -4,19 +4,26 @@ flight, so a retry timer shorter than the connect never got through: 21 cancelle
 
 The bot runs as a process of its own whose TCP connects each take CONNECT_DELAY seconds (this machine's
 kernel has no netem to slow a real link down), against a real Prosody that the test kills and starts again.
+
+And a link that drops again the moment the stream came back: the bot reconnects once more; and a busy link,
+whose ping answers come late behind what the server sends, is not taken for a dead one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sys
 from pathlib import Path
 
 import pytest
 
+from agentchat.config import XmppSettings
 from agentchat.server.embedded import die_with_parent_preexec
-from tests.faults.support import record_figures
+from agentchat.xmpp import session as xmpp_session
+from agentchat.xmpp.session import XmppSession
+from tests.faults.support import TcpProxy, record_figures, wait_until
 from tests.harness.prosody import ProsodyServer
 
 pytestmark = pytest.mark.slow
@@ -61,3 +68,65 @@ async def test_a_bot_logs_in_and_comes_back_over_a_slow_link(isolated_prosody: P
         if bot.returncode is None:
             bot.kill()
             await bot.wait()
+
+
+async def test_a_bot_whose_link_drops_again_the_moment_its_stream_resumed_comes_back(prosody: ProsodyServer) -> None:
+    # What a busy Prosody did in the room benchmark: it resumed a bot's stream and closed it at once (a
+    # not-well-formed error over the old connection's last bytes). The link went down before the reconnect
+    # loop had returned from its successful attempt; nobody reconnected, and the agent stayed offline for good.
+    proxy = TcpProxy(prosody.host, prosody.c2s_port)
+    await proxy.start()
+    username = f"bot-{secrets.token_hex(3)}"
+    await prosody.create_account(username, "pw-" + username)
+    connection = XmppSession(f"{username}@{prosody.domain}", "pw-" + username,
+                             XmppSettings(host=prosody.host, port=proxy.port, domain=prosody.domain))
+    sessions: list[str] = []
+    for event in ("session_start", "session_resumed", "sm_enabled"):
+        connection.client.add_event_handler(event, lambda _e, event=event: sessions.append(event))
+    try:
+        await connection.start()
+        await wait_until(lambda: "sm_enabled" in sessions, 10, "a stream the server would resume")
+        sessions.remove("sm_enabled")
+        proxy.cut_after(b"<resumed")
+        proxy.drop()
+        await wait_until(lambda: proxy.cuts == 1, 10, "the stream resumed, and its link closed right behind it")
+        await wait_until(lambda: connection.online and len(sessions) >= 3, 10, "the bot back once more")
+        assert sessions[:2] == ["session_start", "session_resumed"], sessions
+    finally:
+        await connection.stop()
+        await proxy.close()
+
+
+async def test_a_busy_link_whose_ping_answers_come_late_is_not_cut(prosody: ProsodyServer, user_client,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # In the room benchmark every agent's session receives every room line: behind thousands of them, the
+    # answer to a keepalive ping came after its 10 s, the service cut 20 links that were working, and the
+    # streams Prosody then resumed over connections it had not yet seen close lost what the agents said.
+    # Here: the server's bytes reach the bot at 20 kB/s, a 100 kB backlog (5 s), a 1.5 s ping timeout.
+    monkeypatch.setattr(xmpp_session, "KEEPALIVE_TIMEOUT", 1.5)
+    proxy = TcpProxy(prosody.host, prosody.c2s_port)
+    await proxy.start()
+    username = f"bot-{secrets.token_hex(3)}"
+    await prosody.mark_service(username)
+    await prosody.create_account(username, "pw-" + username)
+    connection = XmppSession(f"{username}@{prosody.domain}", "pw-" + username,
+                             XmppSettings(host=prosody.host, port=proxy.port, domain=prosody.domain),
+                             keepalive_interval=0.5)
+    received: list[str] = []
+
+    def sink(inbound, release):  # type: ignore[no-untyped-def]
+        received.append(inbound.text)
+        release()
+
+    connection.attach(sink)
+    sender = await user_client("sender", service=True)
+    try:
+        await connection.start()
+        proxy.slow_down(20_000)
+        for n in range(100):
+            await sender.send(connection.jid, f"{n:03d} " + "x" * 1000)
+        await wait_until(lambda: len(received) == 100, 30, "the whole backlog delivered")
+        assert connection.attempts == 1 and connection.online, f"{connection.attempts} connection attempts"
+    finally:
+        await connection.stop()
+        await proxy.close()
