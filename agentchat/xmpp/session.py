@@ -479,6 +479,9 @@ class XmppSession:
         for item in list(self._outbox.values()):
             if item.session == 0 and self._may_write(item.message):
                 self._write(item)
+        if self._outbox:
+            # What slixmpp resent is acknowledged only when asked: ask, or it waits for our next message.
+            self._request_ack_soon()
         await self._notify_online(True)
 
     def _online(self) -> None:
