@@ -303,7 +303,8 @@ class Agent:
         if (busy or ahead) and record_id is not None:
             # It waits: a restart must run it (a message still RECEIVED would go through the chat side again).
             self._write_state(record_id, MessageState.QUEUED)
-        if origin is not None:
+        if origin is not None and (busy or ahead):
+            # A room hears that its turn waits; one that starts at once goes straight to "working".
             self._tell_turn(message)
         return Submitted(ahead=ahead, busy=busy)
 

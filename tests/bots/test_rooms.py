@@ -72,6 +72,13 @@ async def test_a_room_with_two_people_and_agents_routes_by_mention_and_mode(pros
         answer = await bob.expect(in_room(room, fox, "MOCK_REPLY"), timeout=20)
         assert "alice wrote:" in answer.body and "what is 2+2" in answer.body
         await bob.expect(in_room(room, fox, f"✅ {fox}: completed"), timeout=20)  # its status line, corrected in place
+        # Idle, it went straight to working; and the status line's "completed" is the turn's only end line there.
+        assert not [m.body for m in bob.messages if in_room(room, fox)(m) and m.body.startswith(("📥", "✅ Done"))]
+        # A turn that has to wait behind another says so.
+        await alice.send(room, f"@{fox} [[sleep:1]] a slow one", mtype="groupchat")
+        await alice.send(room, f"@{fox} and a quick one", mtype="groupchat")
+        await bob.expect(in_room(room, fox, f"📥 {fox}: submitted"), timeout=20)
+        await bob.expect(in_room(room, fox, "and a quick one"), timeout=20)
         # A line that mentions no agent goes to none of them.
         await bob.send(room, "just chatting, nobody asked", mtype="groupchat")
         await alice.send(room, f"{hare}: and you?", mtype="groupchat")

@@ -295,7 +295,10 @@ class AgentBot:
             if event.is_error:
                 await self.say(render_tool_error(event.content))
         elif isinstance(event, TurnResult):
-            await self.say(render_turn_summary(event))
+            # In a room the turn's status line, corrected to "completed", says it already: one line less for
+            # every occupant. A stop or a failure keeps its line (what happened, and why).
+            if self._room_turn is None or event.stopped or event.is_error or event.subtype != "success":
+                await self.say(render_turn_summary(event))
         elif isinstance(event, ProcessExited):
             await self.say(render_process_exit(event.exit_code, event.stderr_tail))
             # The process that asked is gone: its prompts must not stay answerable.
