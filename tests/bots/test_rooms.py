@@ -37,6 +37,13 @@ def in_room(room: str, nick: str | None = None, text: str | None = None):  # typ
     return test
 
 
+async def invite(alice: UserClient, manager: str, name: str, *who: str) -> None:
+    """`room invite` each of ``who`` (agents' ids or people's JIDs) into the room ``name``, one by one."""
+    for one in who:
+        await alice.send(manager, f"room invite {one} {name}")
+        await alice.expect("➕", from_=manager, timeout=20)
+
+
 async def make_room(alice: UserClient, manager: str, name: str) -> str:
     await alice.send(manager, f"room new {name}")
     created = await alice.expect(f"Room {name} created", from_=manager, timeout=20)
@@ -60,9 +67,7 @@ async def test_a_room_with_two_people_and_agents_routes_by_mention_and_mode(pros
             "groupchat_direct_invite",
             lambda msg: invited.done() or invited.set_result(str(msg["groupchat_invite"]["jid"])),
         )
-        for who in (fox, hare, bob.bare_jid):
-            await alice.send(manager, f"room invite {who} api-team")
-            await alice.expect("➕", from_=manager, timeout=20)
+        await invite(alice, manager, "api-team", fox, hare, bob.bare_jid)
         # bob got a XEP-0249 invitation to the room (what clients show), and may join it: it is members-only.
         assert await asyncio.wait_for(invited, 10) == room
         await join(bob, room, "bob")
@@ -115,9 +120,7 @@ async def test_only_the_owner_answers_a_prompt_in_the_room_and_a_stranger_is_ref
         alice, bob = await user_client("alice"), await user_client("bob")
         fox, _ = await create_agent(alice, manager)
         room = await make_room(alice, manager, "guarded")
-        for who in (fox, bob.bare_jid):
-            await alice.send(manager, f"room invite {who} guarded")
-            await alice.expect("➕", from_=manager, timeout=20)
+        await invite(alice, manager, "guarded", fox, bob.bare_jid)
         await join(bob, room, "bob")
         target = work / "api" / "from-the-room.txt"
         write = json.dumps({"file_path": str(target), "content": "room"})
@@ -150,9 +153,7 @@ async def test_agents_talk_to_each_other_through_the_room_and_a_loop_stops_at_th
         fox, _ = await create_agent(alice, manager)
         hare, _ = await create_agent(alice, manager)
         room = await make_room(alice, manager, "talk")
-        for who in (fox, hare):
-            await alice.send(manager, f"room invite {who} talk")
-            await alice.expect("➕", from_=manager, timeout=20)
+        await invite(alice, manager, "talk", fox, hare)
         # fox asks hare through its send_message tool (no prompt: the service's own tools are allowed).
         ask = json.dumps({"to": hare, "text": "what is the capital of France?"})
         await alice.send(room, f"@{fox} [[tool:mcp__agentchat__send_message {ask}]]", mtype="groupchat")
@@ -228,9 +229,7 @@ async def test_the_real_cli_and_command_agents_in_one_room_answered_by_reply_and
             loud1, _ = await create_agent(alice, manager, kind="Shouter")
             loud2, _ = await create_agent(alice, manager, kind="Shouter")
             room = await make_room(alice, manager, "mixed")
-            for who in (real, loud1, loud2, bob.bare_jid):
-                await alice.send(manager, f"room invite {who} mixed")
-                await alice.expect("➕", from_=manager, timeout=20)
+            await invite(alice, manager, "mixed", real, loud1, loud2, bob.bare_jid)
             await join(bob, room, "bob")
 
             await bob.send(room, f"@{loud2} hello there", mtype="groupchat")
@@ -272,9 +271,7 @@ async def test_a_file_sent_in_the_room_goes_to_the_agent_its_senders_next_line_m
         alice, bob = await user_client("alice"), await user_client("bob")
         fox, _ = await create_agent(alice, manager)
         room = await make_room(alice, manager, "design")
-        for who in (fox, bob.bare_jid):
-            await alice.send(manager, f"room invite {who} design")
-            await alice.expect("➕", from_=manager, timeout=20)
+        await invite(alice, manager, "design", fox, bob.bare_jid)
         await join(bob, room, "bob")
         await wait_until(lambda: fox in service.rooms.rooms[room].agents, 10, "agent seated")  # type: ignore[union-attr]
 

@@ -24,6 +24,8 @@ from agentchat.server.web_client import converse_dist_dir
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page
 
+    from tests.harness.prosody import ProsodyServer
+
 CHROMIUM = os.environ.get("AGENTCHAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".cache" / "test-artifacts"
 STEP = 20_000  # ms for one step seen in the page (an answer, a prompt)
@@ -47,6 +49,17 @@ def missing() -> str | None:
 
 
 requires_browser = pytest.mark.skipif(missing() is not None, reason=missing() or "")
+
+
+async def alice_with_the_manager(server: ProsodyServer, manager_jid: str) -> None:
+    """The person of the browser tests, alice (password "alice-password"), with the manager among her
+    contacts, as `agentchat user add` leaves her."""
+    from agentchat.provisioning.admin_rest import AdminRestProvisioner
+    from agentchat.provisioning.contacts import introduce
+
+    await server.create_account("alice", "alice-password")
+    async with AdminRestProvisioner(server.admin_rest_url, server.domain, server.admin_jid, server.admin_password) as rest:
+        await introduce(rest, "alice@localhost", manager_jid, "agentchat manager")
 
 
 class ConversePage:

@@ -12,11 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from agentchat.provisioning.admin_rest import AdminRestProvisioner
-from agentchat.provisioning.contacts import introduce
 from tests.files.test_files_in import files_settings, png
 from tests.support.service import make_repositories, running_service
-from tests.web.converse import ARTIFACTS, ConversePage, requires_browser
+from tests.web.converse import ARTIFACTS, ConversePage, alice_with_the_manager, requires_browser
 
 pytestmark = requires_browser
 
@@ -27,9 +25,7 @@ async def test_log_in_create_an_agent_answer_a_prompt_and_send_a_picture(web_pro
     server = web_prosody
     settings = files_settings(server, tmp_path)
     work = make_repositories(settings.work.base_path)
-    await server.create_account("alice", "alice-password")
-    async with AdminRestProvisioner(server.admin_rest_url, server.domain, server.admin_jid, server.admin_password) as rest:
-        await introduce(rest, "alice@localhost", settings.manager_jid, "agentchat manager")
+    await alice_with_the_manager(server, settings.manager_jid)
     timings: dict[str, float] = {}
     began = time.monotonic()
 

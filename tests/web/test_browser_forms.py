@@ -15,12 +15,10 @@ import re
 import time
 from pathlib import Path
 
-from agentchat.provisioning.admin_rest import AdminRestProvisioner
-from agentchat.provisioning.contacts import introduce
 from agentchat.xmpp.session import RESOURCE
 from tests.files.test_files_in import files_settings
 from tests.support.service import make_repositories, running_service
-from tests.web.converse import ARTIFACTS, ConversePage, requires_browser
+from tests.web.converse import ARTIFACTS, ConversePage, alice_with_the_manager, requires_browser
 
 pytestmark = requires_browser
 
@@ -35,9 +33,7 @@ async def test_the_new_agent_form_creates_an_agent_and_the_agents_forms_run(web_
     server = web_prosody
     settings = files_settings(server, tmp_path)
     make_repositories(settings.work.base_path)
-    await server.create_account("alice", "alice-password")
-    async with AdminRestProvisioner(server.admin_rest_url, server.domain, server.admin_jid, server.admin_password) as rest:
-        await introduce(rest, "alice@localhost", settings.manager_jid, "agentchat manager")
+    await alice_with_the_manager(server, settings.manager_jid)
     timings: dict[str, float] = {}
     began = time.monotonic()
 
