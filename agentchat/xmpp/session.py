@@ -233,6 +233,9 @@ class XmppSession:
         if self.client.transport is not None:
             if acknowledge:
                 self._gate.acknowledge()
+            # From here nothing new goes on this stream (a message, an ack request): it is closing, and what
+            # slixmpp would write after its end raised NotConnectedError in its send queue (a traceback).
+            self.online = False
             try:
                 await asyncio.wait_for(self.client.disconnect(wait=1.0), 3)
             except (TimeoutError, asyncio.TimeoutError):
