@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.jid import JID
+from slixmpp.plugins.xep_0198.stanza import RequestAck
 from slixmpp.stanza import Message
 from slixmpp.xmlstream import StanzaBase
 from slixmpp.xmlstream.handler import Callback
@@ -252,6 +253,17 @@ class XmppSession:
     def unacked(self) -> int:
         return len(self._outbox)
 
+    def outbox_report(self) -> str:
+        """What waits for the server's ack, and what slixmpp tracks of it (for a failure's message)."""
+        sm = self.client.plugin["xep_0198"]
+        tracked = {stanza["id"] for _seq, stanza in sm.unacked_queue}
+        lines = [f"{self.jid}: session {self.session_number}, online={self.online}, sm seq={sm.seq} "
+                 f"last_ack={sm.last_ack} tracked={len(tracked)}"]
+        for item in self._outbox.values():
+            state = "tracked" if item.stanza_id in tracked else "untracked"
+            lines.append(f"  written in session {item.session}, {state}: {item.message.text[:60]!r}")
+        return "\n".join(lines)
+
     # sending (ChatTransport)
 
     def send(self, message: Outbound) -> str:
@@ -338,7 +350,10 @@ class XmppSession:
         def request() -> None:
             self._ack_scheduled = False
             if self.online and self._sm_enabled():
-                self.client.plugin["xep_0198"].request_ack()
+                # Through slixmpp's send queue, behind the stanzas it must cover. slixmpp's request_ack() writes
+                # at once: a message queued in the same loop iteration went out after the <r/>, its ack never
+                # came, and the outbox would have sent it again (a duplicate) after the next new session.
+                self.client.send(RequestAck(self.client))
 
         asyncio.get_running_loop().call_later(ACK_REQUEST_DELAY, request)
 
@@ -478,9 +493,12 @@ class XmppSession:
 
     async def _session_resumed(self, _event: object) -> None:
         self._online()
-        # slixmpp resends what the old stream left unacknowledged; we send what never went out.
+        # slixmpp resends what it tracked as unacknowledged on the old stream; we send the rest: what never went
+        # out, and what we handed to slixmpp just before the link dropped (its send queue reached the stanza
+        # after the drop: untracked, never written, and neither side would have sent it again).
+        tracked = {stanza["id"] for _seq, stanza in self.client.plugin["xep_0198"].unacked_queue}
         for item in list(self._outbox.values()):
-            if item.session == 0 and self._may_write(item.message):
+            if item.stanza_id not in tracked and self._may_write(item.message):
                 self._write(item)
         if self._outbox:
             # What slixmpp resent is acknowledged only when asked: ask, or it waits for our next message.

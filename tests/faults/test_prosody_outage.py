@@ -84,6 +84,14 @@ def service_connections(service: Service) -> list[XmppSession]:
     return connections
 
 
+async def outboxes_acknowledged(connections: list[XmppSession], timeout: float = 10) -> None:
+    try:
+        await wait_until(lambda: all(c.unacked == 0 for c in connections), timeout, "every outbox acknowledged")
+    except TimeoutError as error:
+        stuck = "\n".join(c.outbox_report() for c in connections if c.unacked)
+        raise AssertionError(f"{error}:\n{stuck}") from None
+
+
 async def inbound_count(service: Service, agent_id: str) -> int:
     [(count,)] = await service.store.query("SELECT COUNT(*) FROM inbound WHERE bot = ?", (agent_id,))
     return int(count)
@@ -189,7 +197,7 @@ async def test_prosody_restart_loses_nothing(
         await alice.send(prompter, "yes")
         await alice.expect("✅ Done", from_=prompter, timeout=20)
         assert (work / "api" / "hello.txt").exists()
-        await wait_until(lambda: all(c.unacked == 0 for c in connections), 10, "every outbox acknowledged")
+        await outboxes_acknowledged(connections)
         await alice.send(settings.manager_jid, "list")
         await alice.expect("Your agents", from_=settings.manager_jid)
 
@@ -243,7 +251,7 @@ async def test_dropped_tcp_links_resume_and_lose_nothing(isolated_prosody: Proso
             recovery = {c.jid.split("@")[0]: clock.back_after(c.jid, down_at) - back_at for c in connections}
             await send_after(alice, agents, sent)
             answered, duplicates = await collect_answers(alice, agents, sent)
-            await wait_until(lambda: all(c.unacked == 0 for c in connections), 10, "every outbox acknowledged")
+            await outboxes_acknowledged(connections)
     finally:
         await proxy.close()
 
