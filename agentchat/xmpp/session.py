@@ -152,6 +152,7 @@ class XmppSession:
         self._gate = AckGate(client)
         self._heard = 0  # stanzas received so far: a link that brings them is alive, however late a ping's answer
         client.add_filter("in", self._hear)
+        client.add_filter("out_sync", self._unless_link_gone)
         client.register_handler(Callback("agentchat inbound", MatchXPath("{jabber:client}message"), self._on_message))
         client.add_event_handler("session_start", self._session_started)
         client.add_event_handler("session_resumed", self._session_resumed)
@@ -424,6 +425,15 @@ class XmppSession:
                 continue
             if loop.time() - began > FAST_PHASE:
                 failures += 1
+
+    def _unless_link_gone(self, stanza: StanzaBase) -> StanzaBase | None:
+        """A stanza slixmpp's send queue reaches after the link dropped is not written (slixmpp raised
+        NotConnectedError and logged a traceback for it). What mattered of it is in the outbox, which sends it
+        again on the next stream; an ack request or a chat state belonged to the lost one."""
+        if self.client.transport is None:
+            log.debug("%s: not written, the link is gone: %s", self.jid, stanza.name)
+            return None
+        return stanza
 
     def _hear(self, stanza: StanzaBase) -> StanzaBase:
         self._heard += 1

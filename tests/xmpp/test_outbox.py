@@ -7,8 +7,11 @@ Against a real Prosody, with the session the service's bots use.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
+
+import pytest
 
 from agentchat.chat.port import Outbound
 from agentchat.config import XmppSettings
@@ -47,8 +50,9 @@ async def test_a_message_queued_as_the_ack_request_falls_due_is_acknowledged_too
         await connection.stop()
 
 
-async def test_a_message_sent_as_the_link_drops_arrives_once_the_stream_resumed(prosody: ProsodyServer,
-                                                                                 user_client) -> None:
+async def test_a_message_sent_as_the_link_drops_arrives_once_the_stream_resumed(
+    prosody: ProsodyServer, user_client, caplog: pytest.LogCaptureFixture
+) -> None:
     # The link's loss was already on its way (the loop runs it before slixmpp's send queue reaches the
     # message): slixmpp never tracked the stanza nor wrote it, so its resumption did not send it again, and
     # neither did we (it counted as written on this stream). The person never got it.
@@ -69,6 +73,8 @@ async def test_a_message_sent_as_the_link_drops_arrives_once_the_stream_resumed(
         await reader.expect("sent as the link dropped", timeout=10)
         await wait_until(lambda: connection.unacked == 0, 5, "the message acknowledged")
         assert [m.body for m in reader.messages].count("sent as the link dropped") == 1
+        # Nor a traceback in the service's log for a message the link's loss caught in slixmpp's send queue.
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     except TimeoutError as error:
         raise AssertionError(f"{error}\n{connection.outbox_report()}") from None
     finally:
