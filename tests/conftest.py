@@ -28,22 +28,14 @@ from tests.harness.prosody import ProsodyServer  # noqa: E402
 
 @pytest.fixture(scope="session")
 def prosody() -> Iterator[ProsodyServer]:
-    server = ProsodyServer.create()
-    server.start_blocking()
-    try:
+    with ProsodyServer.started() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture
 def isolated_prosody() -> Iterator[ProsodyServer]:
-    server = ProsodyServer.create()
-    server.start_blocking()
-    try:
+    with ProsodyServer.started() as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 class UserClientFactory(Protocol):

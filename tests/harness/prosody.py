@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -159,6 +159,17 @@ class ProsodyServer:
         return tail(self.params.effective_log_file, limit)
 
     # --- life cycle: sync (fixtures) ---------------------------------------------------------
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, run_dir: Path | None = None, **overrides: Any) -> Iterator[ProsodyServer]:
+        """A fresh instance (see create), started; stopped and removed at the end, also if it failed to start."""
+        server = cls.create(run_dir, **overrides)
+        try:
+            server.start_blocking()
+            yield server
+        finally:
+            server.cleanup()
 
     def start_blocking(self) -> None:
         """Write the config, start, wait for stream features, (re)create admin and manager."""

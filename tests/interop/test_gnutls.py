@@ -21,12 +21,8 @@ pytestmark = pytest.mark.skipif(shutil.which("gnutls-cli") is None,
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[ProsodyServer, ServerCertificate]]:
     certificate = ensure_certificate("localhost", tmp_path / "tls")  # what --embedded-prosody generates
-    server = ProsodyServer.create(run_dir=tmp_path / "run", tls_cert=certificate.cert_path, tls_key=certificate.key_path)
-    server.start_blocking()
-    try:
+    with ProsodyServer.started(tmp_path / "run", tls_cert=certificate.cert_path, tls_key=certificate.key_path) as server:
         yield server, certificate
-    finally:
-        server.cleanup()
 
 
 async def gnutls_status(port: int, ca_file: str) -> str:

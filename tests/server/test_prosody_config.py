@@ -162,12 +162,8 @@ async def test_http_requests_for_127_0_0_1_reach_the_virtual_host(prosody: Proso
 @pytest.fixture
 def slow_prosody():  # type: ignore[no-untyped-def]
     """A server whose people are held to Prosody's own 10kb/s (a tight prosody.humanRate)."""
-    server = ProsodyServer.create(c2s_rate="10kb/s")
-    server.start_blocking()
-    try:
+    with ProsodyServer.started(c2s_rate="10kb/s") as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 async def test_service_account_is_not_throttled_but_a_human_is(slow_prosody: ProsodyServer, user_client) -> None:

@@ -15,12 +15,8 @@ from tests.web.converse import CHROMIUM, CHROMIUM_ARGS
 def web_prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProsodyServer]:
     run_dir = tmp_path_factory.mktemp("web-prosody")
     web_root = write_web_root(run_dir / "www", "localhost", "manager@localhost")
-    server = ProsodyServer.create(run_dir=run_dir, web_root=web_root)
-    server.start_blocking()
-    try:
+    with ProsodyServer.started(run_dir, web_root=web_root) as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture
