@@ -257,7 +257,7 @@ class XmppSession:
     def outbox_report(self) -> str:
         """What waits for the server's ack, and what slixmpp tracks of it (for a failure's message)."""
         sm = self.client.plugin["xep_0198"]
-        tracked = {stanza["id"] for _seq, stanza in sm.unacked_queue}
+        tracked = self._tracked_ids()
         lines = [f"{self.jid}: session {self.session_number}, online={self.online}, sm seq={sm.seq} "
                  f"last_ack={sm.last_ack} tracked={len(tracked)}"]
         for item in self._outbox.values():
@@ -339,6 +339,10 @@ class XmppSession:
         else:
             # Without stream management there will be no ack: written is as good as it gets.
             self._outbox.pop(item.stanza_id, None)
+
+    def _tracked_ids(self) -> set[str]:
+        """The ids of the stanzas slixmpp keeps for resending until the server acknowledges them."""
+        return {stanza["id"] for _seq, stanza in self.client.plugin["xep_0198"].unacked_queue}
 
     def _sm_enabled(self) -> bool:
         return bool(getattr(self.client.plugin["xep_0198"], "enabled_out", False))
@@ -506,7 +510,7 @@ class XmppSession:
         # slixmpp resends what it tracked as unacknowledged on the old stream; we send the rest: what never went
         # out, and what we handed to slixmpp just before the link dropped (its send queue reached the stanza
         # after the drop: untracked, never written, and neither side would have sent it again).
-        tracked = {stanza["id"] for _seq, stanza in self.client.plugin["xep_0198"].unacked_queue}
+        tracked = self._tracked_ids()
         for item in list(self._outbox.values()):
             if item.stanza_id not in tracked and self._may_write(item.message):
                 self._write(item)
