@@ -184,9 +184,13 @@ class CommandLines:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            for path in Path("/proc").glob("[0-9]*/cmdline"):
+            # Listing /proc and reading each entry: a process may end between the two (glob itself
+            # stats every entry and raised ProcessLookupError, which ended the poller early).
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
                 try:
-                    self.seen.add(path.read_bytes())
+                    self.seen.add(Path("/proc", pid, "cmdline").read_bytes())
                 except OSError:
                     pass
 
