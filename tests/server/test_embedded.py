@@ -34,7 +34,7 @@ def pid_exists(pid: int) -> bool:
     """Alive, not a zombie (an orphan's zombie lingers until PID 1 reaps it, if it ever does)."""
     try:
         stat_line = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except OSError:  # gone, or ending while read (ESRCH)
         return False
     return stat_line.rsplit(")", 1)[1].split()[0] != "Z"
 
