@@ -14,7 +14,7 @@ import pytest
 from agentchat.xmpp.session import RESOURCE
 from tests.harness.adhoc import AdHoc
 from tests.support import claude_versions
-from tests.support.claude_versions import TestedCli
+from tests.support.claude_versions import CliUnderTest
 from tests.support.mock_anthropic import MockAnthropic
 from tests.support.service import create_agent, make_repositories, running_service, service_settings
 
@@ -23,18 +23,18 @@ TURN = 40.0
 PROMPT_ID = re.compile(r"#([0-9a-f]{4})")
 
 
-def _tested() -> list[TestedCli]:
-    found = claude_versions.tested_clis()
-    return found if len(found) >= 2 else [*found, TestedCli("oldest-missing", Path("/nonexistent"))]
+def _tested() -> list[CliUnderTest]:
+    found = claude_versions.clis_on_this_machine()
+    return found if len(found) >= 2 else [*found, CliUnderTest("oldest-missing", Path("/nonexistent"))]
 
 
-def _require(cli: TestedCli) -> None:
+def _require(cli: CliUnderTest) -> None:
     if not cli.path.exists():
         pytest.skip("the oldest Claude Code of the tested range is not unpacked (make test unpacks it into .cache)")
 
 
 @pytest.mark.parametrize("cli", _tested(), ids=lambda cli: cli.label)
-async def test_the_cli_runs_the_command_edited_in_the_form(cli: TestedCli, prosody, user_client, tmp_path: Path) -> None:
+async def test_the_cli_runs_the_command_edited_in_the_form(cli: CliUnderTest, prosody, user_client, tmp_path: Path) -> None:
     _require(cli)
     async with MockAnthropic() as api:
         settings = service_settings(prosody, tmp_path)
@@ -61,7 +61,7 @@ async def test_the_cli_runs_the_command_edited_in_the_form(cli: TestedCli, proso
 
 
 @pytest.mark.parametrize("cli", _tested(), ids=lambda cli: cli.label)
-async def test_modes_and_model_switch_on_the_running_cli(cli: TestedCli, prosody, user_client, tmp_path: Path) -> None:
+async def test_modes_and_model_switch_on_the_running_cli(cli: CliUnderTest, prosody, user_client, tmp_path: Path) -> None:
     _require(cli)
     async with MockAnthropic() as api:
         settings = service_settings(prosody, tmp_path)
@@ -132,7 +132,7 @@ async def test_modes_and_model_switch_on_the_running_cli(cli: TestedCli, prosody
 
 
 @pytest.mark.parametrize("cli", _tested(), ids=lambda cli: cli.label)
-async def test_a_mode_chosen_while_no_process_runs_applies_at_its_start(cli: TestedCli, prosody, user_client, tmp_path: Path) -> None:
+async def test_a_mode_chosen_while_no_process_runs_applies_at_its_start(cli: CliUnderTest, prosody, user_client, tmp_path: Path) -> None:
     _require(cli)
     async with MockAnthropic() as api:
         settings = service_settings(prosody, tmp_path)

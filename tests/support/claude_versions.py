@@ -21,21 +21,21 @@ MEMBER = "claude_agent_sdk/_bundled/claude"
 
 
 @dataclass(frozen=True)
-class TestedCli:
+class CliUnderTest:
     label: str  # the claude-agent-sdk version it came with, or "bundled"
     path: Path
 
 
-def tested_clis() -> list[TestedCli]:
+def clis_on_this_machine() -> list[CliUnderTest]:
     """The CLIs present on this machine, newest (bundled) first."""
-    found: list[TestedCli] = []
+    found: list[CliUnderTest] = []
     bundled = bundled_claude()
     if bundled is not None:
-        found.append(TestedCli("bundled", bundled))
+        found.append(CliUnderTest("bundled", bundled))
     if CACHE.is_dir():
         for binary in sorted(CACHE.glob("*/claude")):
             if os.access(binary, os.X_OK):
-                found.append(TestedCli(f"sdk-{binary.parent.name}", binary))
+                found.append(CliUnderTest(f"sdk-{binary.parent.name}", binary))
     return found
 
 

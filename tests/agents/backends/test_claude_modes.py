@@ -125,8 +125,8 @@ def test_bypass_as_root_needs_a_declared_sandbox() -> None:
 
 
 @pytest.mark.claude_cli
-@pytest.mark.parametrize("cli", claude_versions.tested_clis(), ids=lambda cli: cli.label)
-async def test_every_tested_cli_has_auto(cli: claude_versions.TestedCli) -> None:
+@pytest.mark.parametrize("cli", claude_versions.clis_on_this_machine(), ids=lambda cli: cli.label)
+async def test_every_tested_cli_has_auto(cli: claude_versions.CliUnderTest) -> None:
     assert await installed_modes(cli.path) == ("default", "acceptEdits", "plan", "bypassPermissions", "auto")
 
 

@@ -33,7 +33,7 @@ from agentchat.config import ClaudeSettings
 from agentchat.errors import BackendError
 from agentchat.chat.events import render_turn_summary
 from tests.support import EventReader, of
-from tests.support.claude_versions import TestedCli, tested_clis
+from tests.support.claude_versions import CliUnderTest, clis_on_this_machine
 from tests.support.mock_anthropic import MockAnthropic, PermissionStub
 
 pytestmark = pytest.mark.claude_cli
@@ -70,14 +70,14 @@ async def test_cli_version(claude_cli: Path) -> None:
     assert "Claude Code" in version
 
 
-def _tested() -> list[TestedCli]:
-    found = tested_clis()
-    return found if len(found) >= 2 else [*found, TestedCli("oldest-missing", Path("/nonexistent"))]
+def _tested() -> list[CliUnderTest]:
+    found = clis_on_this_machine()
+    return found if len(found) >= 2 else [*found, CliUnderTest("oldest-missing", Path("/nonexistent"))]
 
 
 @pytest.mark.parametrize("cli", _tested(), ids=lambda cli: cli.label)
 async def test_stop_reads_as_stopped_on_every_tested_version(
-    cli: TestedCli, mock_anthropic: MockAnthropic, make_spec: MakeSpec, home: Path, backends: list[AgentBackend]
+    cli: CliUnderTest, mock_anthropic: MockAnthropic, make_spec: MakeSpec, home: Path, backends: list[AgentBackend]
 ) -> None:
     """2.1.332 adds "[ede_diagnostic] …" errors to an interrupted turn's result: still a stop, not a failure."""
     if not cli.path.exists():
