@@ -184,13 +184,13 @@ class CommandLines:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            # Listing /proc and reading each entry: a process may end between the two (glob itself
-            # stats every entry and raised ProcessLookupError, which ended the poller early).
-            for pid in os.listdir("/proc"):
-                if not pid.isdigit():
+            # As the other /proc readers of the suite: list, then read inside the try (a process may end
+            # between the two; glob stats every entry outside it and raised ProcessLookupError).
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
                     continue
                 try:
-                    self.seen.add(Path("/proc", pid, "cmdline").read_bytes())
+                    self.seen.add((entry / "cmdline").read_bytes())
                 except OSError:
                     pass
 
